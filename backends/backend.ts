@@ -1,0 +1,93 @@
+/**
+ * The backend interface, tensors, and the registry behind `createBackend`.
+ * @module
+ */
+import type { AttentionSpec } from "../core/spec.ts";
+import type { BackendCaps, KernelPlan } from "../core/lower.ts";
+import type { DType, TensorDesc } from "../core/tensor_desc.ts";
+
+/** A descriptor plus storage owned by one backend. View ops from core keep the storage. */
+export interface Tensor extends TensorDesc {
+  /** Name of the backend that owns the storage. */
+  readonly backend: string;
+  /** Backend-specific storage handle. */
+  readonly storage: unknown;
+}
+
+/** Inputs of a run. */
+export interface RunInputs {
+  /** Queries, matching the plan's q descriptor. */
+  readonly q: Tensor;
+  /** Keys, matching the plan's k descriptor. */
+  readonly k: Tensor;
+  /** Values, matching the plan's v descriptor. */
+  readonly v: Tensor;
+}
+
+/** Results of a run, all contiguous. */
+export interface RunOutputs {
+  /** `[B, Hq, Nq, Dv]` in the plan's dtype. */
+  readonly out: Tensor;
+  /** `[B, Hq, Nq]` f32, when the spec asked for it. */
+  readonly lse?: Tensor;
+  /** `[B, Hq, Nq, Nk]` f32, when the spec asked for it. */
+  readonly probs?: Tensor;
+}
+
+/** A compute backend: owns tensors, plans specs and runs plans. */
+export interface Backend {
+  /** Registry name, e.g. "cpu". */
+  readonly name: string;
+  /** Capabilities given to `lower()`. */
+  readonly caps: BackendCaps;
+  /** Copies host data into a new contiguous tensor. */
+  tensor(data: ArrayLike<number>, shape: readonly number[], dtype?: DType): Tensor;
+  /** Reads a tensor (any view) back as row-major f32. */
+  read(t: Tensor): Promise<Float32Array>;
+  /** Lowers a spec for this backend. */
+  plan(spec: AttentionSpec): KernelPlan;
+  /** Runs a plan on tensors matching its descriptors. */
+  run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs>;
+  /** Frees a tensor's storage; later use of it throws. */
+  release(t: Tensor): void;
+  /** Frees everything the backend holds. */
+  dispose(): void;
+}
+
+/** Makes a backend. */
+export type BackendFactory = () => Promise<Backend>;
+
+const factories = new Map<string, BackendFactory>();
+
+/**
+ * Registers a backend factory under a name for `createBackend(name)`.
+ *
+ * @param name The name; registering it again replaces the factory.
+ * @param factory Async constructor.
+ * @throws {TypeError} If `name` is empty or "auto".
+ * @example
+ * ```ts
+ * import { createBackend, registerBackend } from "@attend/attend";
+ * registerBackend("my-cpu", () => createBackend("cpu"));
+ * const backend = await createBackend("my-cpu");
+ * if (backend.name !== "cpu") throw new Error("delegates to cpu");
+ * ```
+ */
+export function registerBackend(name: string, factory: BackendFactory): void {
+  if (typeof name !== "string" || name === "" || name === "auto") {
+    throw new TypeError(
+      `Cannot register backend: name must be a non-empty string other than "auto", current value is ${name}`,
+    );
+  }
+  factories.set(name, factory);
+}
+
+/** Names of registered backends. */
+export function backendNames(): string[] {
+  return [...factories.keys()];
+}
+
+/** The factory registered under a name, if any. */
+export function backendFactory(name: string): BackendFactory | undefined {
+  return factories.get(name);
+}

@@ -1,0 +1,71 @@
+/**
+ * CPU flash kernel: query tiles against key tiles with an online softmax. Scratch is one tile
+ * of scores plus per-row statistics: O(tile), never `Nq × Nk`. Empty tiles are skipped and the
+ * mask is evaluated only on partial tiles.
+ * @module
+ */
+import { BlockKind } from "../../core/classify_blocks.ts";
+import { planLayout } from "../../core/lower.ts";
+import type { KernelContext } from "./_kernel_context.ts";
+import { scoreAt } from "./_kernel_context.ts";
+
+/** Runs the flash kernel for every `(b, h)` into `ctx.out` / `ctx.lse`. */
+export function runFlash(ctx: KernelContext): void {
+  const { batch, heads, qLen, kvLen, valueDim } = ctx.plan.sizes;
+  const layout = planLayout(ctx.plan);
+  const { tileQ, tileKv, cols } = layout;
+  const scores = new Float64Array(tileKv);
+  const rowMax = new Float64Array(tileQ);
+  const rowSum = new Float64Array(tileQ);
+  const acc = new Float64Array(tileQ * valueDim);
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      ctx.env.b = b, ctx.env.h = h;
+      const q = ctx.queries(b, h);
+      const { keys, values } = ctx.keysValues(b, h);
+      for (let row = 0; row < layout.rows; row++) {
+        const i0 = row * tileQ, i1 = Math.min(qLen, i0 + tileQ);
+        rowMax.fill(-Infinity), rowSum.fill(0), acc.fill(0);
+        for (let col = 0; col < cols; col++) {
+          const kind = layout.kinds[row * cols + col];
+          if (kind === BlockKind.empty) continue;
+          const j0 = col * tileKv, j1 = Math.min(kvLen, j0 + tileKv);
+          for (let i = i0; i < i1; i++) {
+            let max = -Infinity;
+            for (let j = j0; j < j1; j++) {
+              const s = scoreAt(ctx, q, keys, i, j, kind === BlockKind.partial);
+              scores[j - j0] = s;
+              if (s > max) max = s;
+            }
+            if (max === -Infinity) continue;
+            const r = i - i0;
+            const newMax = Math.max(rowMax[r], max);
+            const rescale = Math.exp(rowMax[r] - newMax);
+            rowMax[r] = newMax;
+            let sum = rowSum[r] * rescale;
+            const a = r * valueDim;
+            for (let d = 0; d < valueDim; d++) acc[a + d] *= rescale;
+            for (let j = j0; j < j1; j++) {
+              const p = Math.exp(scores[j - j0] - newMax);
+              if (p === 0) continue;
+              sum += p;
+              const vj = j * valueDim;
+              for (let d = 0; d < valueDim; d++) acc[a + d] += p * values[vj + d];
+            }
+            rowSum[r] = sum;
+          }
+        }
+        for (let i = i0; i < i1; i++) {
+          const r = i - i0, o = ((b * heads + h) * qLen + i) * valueDim;
+          const inv = rowSum[r] > 0 ? 1 / rowSum[r] : 0;
+          for (let d = 0; d < valueDim; d++) ctx.out[o + d] = acc[r * valueDim + d] * inv;
+          if (ctx.lse) {
+            ctx.lse[(b * heads + h) * qLen + i] = rowSum[r] > 0
+              ? rowMax[r] + Math.log(rowSum[r])
+              : -Infinity;
+          }
+        }
+      }
+    }
+  }
+}

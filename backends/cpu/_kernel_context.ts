@@ -1,0 +1,79 @@
+/**
+ * What both CPU kernels share: gathered heads, compiled Exprs and output buffers.
+ * @module
+ */
+import type { KernelPlan } from "../../core/lower.ts";
+import { type CompiledExpr, compileExpr, type ExprEnv } from "../../core/evaluate.ts";
+import type { RunInputs } from "../backend.ts";
+import { gatherHead, type HostArray, hostArray } from "./_storage.ts";
+
+/** Per-run state of a CPU kernel. */
+export interface KernelContext {
+  /** The plan. */
+  readonly plan: KernelPlan;
+  /** Compiled mask, if any. */
+  readonly mask?: CompiledExpr;
+  /** Compiled score modifier, if any. */
+  readonly scoreMod?: CompiledExpr;
+  /** Reused variable bindings. */
+  readonly env: ExprEnv;
+  /** Output `[B, Hq, Nq, Dv]`. */
+  readonly out: HostArray;
+  /** LSE `[B, Hq, Nq]`, if wanted. */
+  readonly lse?: Float32Array;
+  /** Query rows of `(b, h)`, row-major. */
+  queries(b: number, h: number): Float32Array;
+  /** Keys and values of the KV head query head `h` reads, cached across a group. */
+  keysValues(b: number, h: number): { keys: Float32Array; values: Float32Array };
+}
+
+/** Sets up a kernel run. */
+export function kernelContext(plan: KernelPlan, io: RunInputs): KernelContext {
+  const { batch, heads, kvHeads, qLen, kvLen, valueDim } = plan.sizes;
+  const group = heads / kvHeads;
+  let cached: { key: number; keys: Float32Array; values: Float32Array } | undefined;
+  return {
+    plan,
+    mask: plan.mask && compileExpr(plan.mask),
+    scoreMod: plan.scoreMod && compileExpr(plan.scoreMod),
+    env: { b: 0, h: 0, qIdx: 0, kvIdx: 0, qLen, kvLen, score: 0 },
+    out: hostArray(plan.dtype, batch * heads * qLen * valueDim),
+    lse: plan.outputs.lse ? new Float32Array(batch * heads * qLen) : undefined,
+    queries: (b, h) => gatherHead(io.q, b, h),
+    keysValues(b, h) {
+      const kvHead = Math.floor(h / group);
+      const key = b * kvHeads + kvHead;
+      if (cached?.key !== key) {
+        cached = { key, keys: gatherHead(io.k, b, kvHead), values: gatherHead(io.v, b, kvHead) };
+      }
+      return cached;
+    },
+  };
+}
+
+/**
+ * Score of query row `i` against key row `j`, after scale, score modifier and mask
+ * (`-Infinity` when masked). `checkMask` is false on tiles known to be full.
+ */
+export function scoreAt(
+  ctx: KernelContext,
+  q: Float32Array,
+  k: Float32Array,
+  i: number,
+  j: number,
+  checkMask: boolean,
+): number {
+  const dim = ctx.plan.sizes.headDim;
+  const { env } = ctx;
+  if (checkMask && ctx.mask) {
+    env.qIdx = i, env.kvIdx = j;
+    if (!ctx.mask(env)) return -Infinity;
+  }
+  let dot = 0;
+  const qi = i * dim, kj = j * dim;
+  for (let d = 0; d < dim; d++) dot += q[qi + d] * k[kj + d];
+  const s = dot * ctx.plan.scale;
+  if (!ctx.scoreMod) return s;
+  env.qIdx = i, env.kvIdx = j, env.score = s;
+  return ctx.scoreMod(env);
+}

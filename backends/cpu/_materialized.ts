@@ -1,0 +1,43 @@
+/**
+ * CPU materialized kernel: one head's full `Nq × Nk` f32 score matrix, a row softmax, then
+ * `P · V`. The plain baseline, and the only kernel that can return probabilities.
+ * @module
+ */
+import type { KernelContext } from "./_kernel_context.ts";
+import { scoreAt } from "./_kernel_context.ts";
+
+/** Runs the materialized kernel; fills `probs` (`[B, Hq, Nq, Nk]`) when given. */
+export function runMaterialized(ctx: KernelContext, probs?: Float32Array): void {
+  const { batch, heads, qLen, kvLen, valueDim } = ctx.plan.sizes;
+  const scores = new Float32Array(qLen * kvLen);
+  const acc = new Float32Array(valueDim);
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      ctx.env.b = b, ctx.env.h = h;
+      const q = ctx.queries(b, h);
+      const { keys, values } = ctx.keysValues(b, h);
+      for (let i = 0; i < qLen; i++) {
+        for (let j = 0; j < kvLen; j++) scores[i * kvLen + j] = scoreAt(ctx, q, keys, i, j, true);
+      }
+      for (let i = 0; i < qLen; i++) {
+        const row = scores.subarray(i * kvLen, (i + 1) * kvLen);
+        const max = row.reduce((m, s) => Math.max(m, s), -Infinity);
+        let sum = 0;
+        for (let j = 0; j < kvLen; j++) {
+          sum += row[j] = max === -Infinity ? 0 : Math.exp(row[j] - max);
+        }
+        const inv = sum > 0 ? 1 / sum : 0;
+        for (let j = 0; j < kvLen; j++) row[j] *= inv;
+        const head = (b * heads + h) * qLen + i;
+        if (probs) probs.set(row, head * kvLen);
+        if (ctx.lse) ctx.lse[head] = sum > 0 ? max + Math.log(sum) : -Infinity;
+        acc.fill(0);
+        for (let j = 0; j < kvLen; j++) {
+          const p = row[j], vj = j * valueDim;
+          for (let d = 0; d < valueDim; d++) acc[d] += p * values[vj + d];
+        }
+        ctx.out.set(acc, head * valueDim);
+      }
+    }
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * A size-bucketed pool of storage buffers. Sizes round up to powers of two (from 256 bytes), a
+ * released buffer waits in its bucket for reuse, and `stats()` reports the bytes in use now and
+ * at peak so tests can prove that no `Nq × Nk` buffer was ever allocated.
+ * @module
+ */
+
+/** Buffer pool counters. */
+export interface PoolStats {
+  /** Bytes of buffers handed out and not yet released. */
+  readonly liveBytes: number;
+  /** Highest `liveBytes` since creation or the last `resetPeak()`. */
+  readonly peakBytes: number;
+  /** Buffers created on the device (not reuses). */
+  readonly allocations: number;
+  /** Bytes held idle for reuse. */
+  readonly idleBytes: number;
+}
+
+// GPUBufferUsage STORAGE | COPY_SRC | COPY_DST, as numbers so importing works without WebGPU.
+const USAGE = 0x80 | 0x04 | 0x08;
+
+/** Bucket size for a request. */
+export function bucketSize(bytes: number): number {
+  return Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, bytes))));
+}
+
+/** A pool of storage buffers on one device. */
+export class BufferPool {
+  #device: GPUDevice;
+  #maxBytes: number;
+  #idle = new Map<number, GPUBuffer[]>();
+  #live = 0;
+  #peak = 0;
+  #idleBytes = 0;
+  #allocations = 0;
+
+  /**
+   * @param device The device.
+   * @param maxBytes Largest buffer the device allows.
+   */
+  constructor(device: GPUDevice, maxBytes: number) {
+    this.#device = device;
+    this.#maxBytes = maxBytes;
+  }
+
+  /**
+   * Takes a buffer of at least `bytes` bytes.
+   * @throws {RangeError} If the bucket exceeds the device's buffer size limit.
+   */
+  acquire(bytes: number, label: string): GPUBuffer {
+    const size = bucketSize(bytes);
+    if (size > this.#maxBytes) {
+      throw new RangeError(
+        `Cannot allocate ${label}: ${bytes} bytes exceed the device's maxBufferSize ${this.#maxBytes}`,
+      );
+    }
+    const reused = this.#idle.get(size)?.pop();
+    if (reused) this.#idleBytes -= size;
+    const buffer = reused ?? this.#create(size, label);
+    this.#live += size;
+    this.#peak = Math.max(this.#peak, this.#live);
+    return buffer;
+  }
+
+  #create(size: number, label: string): GPUBuffer {
+    this.#allocations++;
+    return this.#device.createBuffer({ size, usage: USAGE, label });
+  }
+
+  /** Returns a buffer for reuse. */
+  release(buffer: GPUBuffer): void {
+    const size = buffer.size;
+    this.#live -= size;
+    this.#idleBytes += size;
+    const list = this.#idle.get(size) ?? [];
+    list.push(buffer);
+    this.#idle.set(size, list);
+  }
+
+  /** Current counters. */
+  stats(): PoolStats {
+    return {
+      liveBytes: this.#live,
+      peakBytes: this.#peak,
+      allocations: this.#allocations,
+      idleBytes: this.#idleBytes,
+    };
+  }
+
+  /** Restarts peak tracking from the current live bytes. */
+  resetPeak(): void {
+    this.#peak = this.#live;
+  }
+
+  /** Destroys idle buffers. */
+  trim(): void {
+    for (const list of this.#idle.values()) for (const b of list) b.destroy();
+    this.#idle.clear();
+    this.#idleBytes = 0;
+  }
+}

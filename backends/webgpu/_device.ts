@@ -1,0 +1,64 @@
+/**
+ * Adapter and device acquisition with the adapter's real limits, and lost-device handling.
+ * @module
+ */
+
+/** A device plus what the backend needs to know about it. */
+export interface GpuContext {
+  /** The device. */
+  readonly device: GPUDevice;
+  /** Adapter description, e.g. "NVIDIA H100 80GB HBM3". */
+  readonly adapterName: string;
+  /** Whether `shader-f16` was granted. */
+  readonly shaderF16: boolean;
+  /** Set once the device is lost, with the reason. */
+  lostReason?: string;
+}
+
+const LIMITS = [
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupsPerDimension",
+  "maxStorageBuffersPerShaderStage",
+] as const;
+
+/**
+ * Requests a high-performance adapter and a device with its real limits.
+ * @throws {Error} If WebGPU or an adapter is unavailable.
+ */
+export async function acquireDevice(): Promise<GpuContext> {
+  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+  if (!gpu) {
+    throw new Error("Cannot create WebGPU backend: navigator.gpu is unavailable in this runtime");
+  }
+  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) {
+    throw new Error("Cannot create WebGPU backend: no adapter found, current value is null");
+  }
+  const requiredLimits: Record<string, number> = {};
+  for (const name of LIMITS) requiredLimits[name] = adapter.limits[name];
+  const shaderF16 = adapter.features.has("shader-f16");
+  const device = await adapter.requestDevice({
+    requiredLimits,
+    requiredFeatures: shaderF16 ? ["shader-f16"] : [],
+  });
+  const ctx: GpuContext = {
+    device,
+    adapterName: adapter.info?.description || adapter.info?.device || "unknown adapter",
+    shaderF16,
+  };
+  device.lost.then((info) => {
+    ctx.lostReason = `${info.reason ?? "unknown"}: ${info.message}`;
+  });
+  return ctx;
+}
+
+/** Throws once a device is lost, so callers fail fast instead of hanging. */
+export function assertAlive(ctx: GpuContext): void {
+  if (ctx.lostReason !== undefined) {
+    throw new Error(`Cannot use WebGPU backend: the device was lost (${ctx.lostReason})`);
+  }
+}

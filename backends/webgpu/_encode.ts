@@ -1,0 +1,208 @@
+/**
+ * Encodes one attention run: every dispatch of the plan's kernel family in one command encoder,
+ * one submit, errors raised with the kernel's label and shape.
+ * @module
+ */
+import type { BlockLayout } from "../../core/classify_blocks.ts";
+import type { KernelPlan } from "../../core/lower.ts";
+import { bucketSize, type BufferPool } from "./_buffer_pool.ts";
+import { type Bindings, dispatch, grid, paramsData } from "./_dispatch.ts";
+import type { PipelineCache } from "./_pipelines.ts";
+import { literalWords } from "../../core/to_wgsl.ts";
+import { LITERALS_BINDING, modifierLiterals } from "./kernels/_common_wgsl.ts";
+import { flashWgsl } from "./kernels/flash_wgsl.ts";
+import {
+  type MaterializedParams,
+  outputWgsl,
+  packF16Wgsl,
+  scoresWgsl,
+  softmaxWgsl,
+} from "./kernels/materialized_wgsl.ts";
+
+/** What a run needs. */
+export interface EncodeRequest {
+  readonly device: GPUDevice;
+  readonly pool: BufferPool;
+  readonly pipelines: PipelineCache;
+  readonly plan: KernelPlan;
+  readonly layout: BlockLayout;
+  /** Head-dimension chunk of the flash kernel. */
+  readonly dk: number;
+  readonly inputs: { readonly q: GPUBuffer; readonly k: GPUBuffer; readonly v: GPUBuffer };
+}
+
+/** Buffers a run produces (owned by the caller, from the pool). */
+export interface EncodeResult {
+  readonly out: GPUBuffer;
+  readonly lse?: GPUBuffer;
+  readonly probs?: GPUBuffer;
+}
+
+const UNIFORM = 0x40, COPY_DST = 0x08;
+
+function shapeLabel(plan: KernelPlan): string {
+  const s = plan.sizes;
+  return `${plan.family} ${plan.dtype} B${s.batch} H${s.heads}/${s.kvHeads} Nq${s.qLen} Nk${s.kvLen} D${s.headDim}/${s.valueDim}`;
+}
+
+/** Encodes, submits and checks one run. */
+export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult> {
+  const { device, pool, plan, inputs } = req;
+  const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
+  const label = shapeLabel(plan);
+  const bindingLimit = device.limits.maxStorageBufferBindingSize;
+  for (const [role, buffer] of Object.entries(inputs)) {
+    if (buffer.size > bindingLimit) {
+      throw new RangeError(
+        `Cannot run ${label}: ${role} needs ${buffer.size} bytes, over the device's maxStorageBufferBindingSize ${bindingLimit}`,
+      );
+    }
+  }
+  const outBytes = 4 * batch * heads * qLen * valueDim;
+  if (outBytes > bindingLimit) {
+    throw new RangeError(
+      `Cannot run ${label}: out needs ${outBytes} bytes, over the device's maxStorageBufferBindingSize ${bindingLimit}`,
+    );
+  }
+  const materialized: MaterializedParams = {
+    headDim: plan.sizes.headDim,
+    valueDim,
+    dtype: plan.dtype,
+    mask: plan.mask,
+    scoreMod: plan.scoreMod,
+  };
+  // Compile before allocating, so a shader error leaves the pool untouched.
+  const kernels = plan.family === "flash"
+    ? {
+      flash: await req.pipelines.get(`flash: ${label}`, flashWgsl({ ...materialized, dk: req.dk })),
+    }
+    : {
+      scores: await req.pipelines.get(`scores: ${label}`, scoresWgsl(materialized)),
+      softmax: await req.pipelines.get(`softmax: ${label}`, softmaxWgsl(materialized)),
+      output: await req.pipelines.get(`output: ${label}`, outputWgsl(materialized)),
+    };
+  const pack = plan.dtype === "f16"
+    ? await req.pipelines.get("pack f16", packF16Wgsl())
+    : undefined;
+
+  const scoreBytesPerHead = 4 * qLen * kvLen;
+  const headsPerPass = plan.family === "flash"
+    ? 65535
+    : plan.outputs.probs
+    ? batch * heads
+    : Math.max(
+      1,
+      Math.min(batch * heads, Math.floor(bindingLimit / 2 / Math.max(4, scoreBytesPerHead))),
+    );
+  if (
+    plan.family === "materialized" && bucketSize(headsPerPass * scoreBytesPerHead) > bindingLimit
+  ) {
+    throw new RangeError(
+      `Cannot run ${label}: scores need ${
+        headsPerPass * scoreBytesPerHead
+      } bytes, over the device's maxStorageBufferBindingSize ${bindingLimit}; use the flash kernel`,
+    );
+  }
+
+  device.pushErrorScope("out-of-memory");
+  device.pushErrorScope("validation");
+  const temporaries: GPUBuffer[] = [];
+  const uniforms: GPUBuffer[] = [];
+  const uniform = (data: ArrayBuffer) => {
+    const buffer = device.createBuffer({ size: data.byteLength, usage: UNIFORM | COPY_DST });
+    device.queue.writeBuffer(buffer, 0, data);
+    uniforms.push(buffer);
+    return buffer;
+  };
+  const outF32 = pool.acquire(outBytes, `out: ${label}`);
+  const lse = pool.acquire(Math.max(4, 4 * batch * heads * qLen), `lse: ${label}`);
+  if (!plan.outputs.lse) temporaries.push(lse);
+  let probs: GPUBuffer | undefined;
+  const encoder = device.createCommandEncoder({ label });
+  const pass = encoder.beginComputePass({ label });
+  const table = modifierLiterals(plan.mask, plan.scoreMod);
+  const lits: Bindings = table.values.length
+    ? { [LITERALS_BINDING]: uniform(literalWords(table).buffer as ArrayBuffer) }
+    : {};
+  const qkv: Bindings = { 1: inputs.q, 2: inputs.k, 3: inputs.v, ...lits };
+  const totalHeads = batch * heads;
+
+  if (kernels.flash) {
+    const kinds = pool.acquire(Math.max(4, 4 * req.layout.kinds.length), `kinds: ${label}`);
+    device.queue.writeBuffer(kinds, 0, Uint32Array.from(req.layout.kinds));
+    temporaries.push(kinds);
+    for (let base = 0; base < totalHeads; base += headsPerPass) {
+      const count = Math.min(headsPerPass, totalHeads - base);
+      const params = uniform(
+        paramsData(plan, { rows: req.layout.rows, cols: req.layout.cols, headBase: base }),
+      );
+      if (req.layout.rows > 0) {
+        dispatch(device, pass, kernels.flash, { 0: params, ...qkv, 4: kinds, 5: outF32, 6: lse }, [
+          req.layout.rows,
+          count,
+        ]);
+      }
+    }
+  } else if (kernels.scores && kernels.softmax && kernels.output) {
+    const scores = pool.acquire(Math.max(4, headsPerPass * scoreBytesPerHead), `scores: ${label}`);
+    if (plan.outputs.probs) probs = scores;
+    else temporaries.push(scores);
+    for (let base = 0; base < totalHeads; base += headsPerPass) {
+      const count = Math.min(headsPerPass, totalHeads - base);
+      const params = uniform(paramsData(plan, { rows: count * qLen, cols: kvLen, headBase: base }));
+      const tiles = (n: number) => Math.ceil(n / 16);
+      if (qLen * kvLen > 0) {
+        dispatch(device, pass, kernels.scores, {
+          0: params,
+          1: inputs.q,
+          2: inputs.k,
+          ...lits,
+          4: scores,
+        }, [tiles(kvLen), tiles(qLen), count]);
+      }
+      if (qLen > 0) {
+        dispatch(
+          device,
+          pass,
+          kernels.softmax,
+          { 0: params, 4: scores, 5: lse },
+          grid(count * qLen),
+        );
+        if (valueDim > 0) {
+          dispatch(device, pass, kernels.output, { 0: params, 3: inputs.v, 4: scores, 5: outF32 }, [
+            tiles(valueDim),
+            tiles(qLen),
+            count,
+          ]);
+        }
+      }
+    }
+  }
+
+  let out = outF32;
+  if (pack) {
+    const elements = batch * heads * qLen * valueDim;
+    out = pool.acquire(Math.max(4, 2 * (elements + (elements & 1))), `out f16: ${label}`);
+    temporaries.push(outF32);
+    const count = uniform(new Uint32Array([elements, 0, 0, 0]).buffer);
+    const words = Math.ceil(elements / 2);
+    if (words > 0) {
+      const [x, y] = grid(Math.ceil(words / 256));
+      dispatch(device, pass, pack, { 0: outF32, 1: out, 2: count }, [x, y]);
+    }
+  }
+  pass.end();
+  device.queue.submit([encoder.finish()]);
+  for (const buffer of temporaries) pool.release(buffer);
+  for (const buffer of uniforms) buffer.destroy();
+  const validation = await device.popErrorScope();
+  const memory = await device.popErrorScope();
+  const error = validation ?? memory;
+  if (error) {
+    pool.release(out);
+    if (plan.outputs.lse) pool.release(lse);
+    if (probs) pool.release(probs);
+    throw new Error(`Cannot run ${label}: ${error.message}`);
+  }
+  return { out, ...(plan.outputs.lse ? { lse } : {}), ...(probs ? { probs } : {}) };
+}

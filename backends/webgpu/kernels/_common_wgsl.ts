@@ -1,0 +1,93 @@
+/**
+ * WGSL fragments shared by kernel families: the parameter block, element loads for f32 and
+ * packed f16 storage, and the mask/score splice point.
+ * @module
+ */
+import type { Expr } from "../../../core/expr.ts";
+import { type LiteralTable, toWgsl } from "../../../core/to_wgsl.ts";
+import type { DType } from "../../../core/tensor_desc.ts";
+
+/** Fields of the uniform block every attention kernel reads, in order (all u32 but `scale`). */
+export const PARAM_FIELDS = [
+  "q_len",
+  "kv_len",
+  "heads",
+  "group",
+  "rows",
+  "cols",
+  "head_base",
+  "scale",
+  "q_off",
+  "q_sb",
+  "q_sh",
+  "q_sn",
+  "q_sd",
+  "k_off",
+  "k_sb",
+  "k_sh",
+  "k_sn",
+  "k_sd",
+  "v_off",
+  "v_sb",
+  "v_sh",
+  "v_sn",
+  "v_sd",
+  "head_dim",
+  "value_dim",
+  "pad0",
+  "pad1",
+  "pad2",
+] as const;
+
+/** The `Params` struct and its uniform binding. */
+export function paramsWgsl(): string {
+  const fields = PARAM_FIELDS.map((f) => `  ${f}: ${f === "scale" ? "f32" : "u32"},`).join("\n");
+  return `struct Params {\n${fields}\n}\n@group(0) @binding(0) var<uniform> p: Params;\n`;
+}
+
+/**
+ * Storage bindings for q, k, v (f32, or f16 packed two per u32, which needs no `shader-f16`)
+ * and `load_q/k/v(element index) -> f32`.
+ */
+export function inputsWgsl(dtype: DType): string {
+  const type = dtype === "f16" ? "u32" : "f32";
+  const bindings = ["q", "k", "v"].map((name, i) =>
+    `@group(0) @binding(${i + 1}) var<storage, read> ${name}_buf: array<${type}>;`
+  ).join("\n");
+  const loads = ["q", "k", "v"].map((name) =>
+    dtype === "f16"
+      ? `fn load_${name}(i: u32) -> f32 { return unpack2x16float(${name}_buf[i >> 1u])[i & 1u]; }`
+      : `fn load_${name}(i: u32) -> f32 { return ${name}_buf[i]; }`
+  ).join("\n");
+  return `${bindings}\n${loads}\n`;
+}
+
+/** Binding of the lifted literals (see `modifierLiterals`). */
+export const LITERALS_BINDING = 7;
+
+/**
+ * The splice point: `mask_mod` and `score_mod` generated from the plan's Exprs, their constants
+ * read from a uniform block so that new window sizes or caps reuse the pipeline.
+ */
+export function modifiersWgsl(mask: Expr | undefined, scoreMod: Expr | undefined): string {
+  const table = { values: [], kinds: [] } as LiteralTable;
+  const fns = (mask ? toWgsl("mask_mod", mask, table) : "") +
+    (scoreMod ? toWgsl("score_mod", scoreMod, table) : "");
+  if (table.values.length === 0) return fns;
+  const vec4s = Math.ceil(table.values.length / 4);
+  return `@group(0) @binding(${LITERALS_BINDING}) var<uniform> lits: array<vec4<u32>, ${vec4s}>;\n${fns}`;
+}
+
+/** The literal table of a plan's modifiers, in the order `modifiersWgsl` reads it. */
+export function modifierLiterals(mask: Expr | undefined, scoreMod: Expr | undefined): LiteralTable {
+  const table = { values: [], kinds: [] } as LiteralTable;
+  if (mask) toWgsl("mask_mod", mask, table);
+  if (scoreMod) toWgsl("score_mod", scoreMod, table);
+  return table;
+}
+
+/** A large negative stand-in for -Infinity (WGSL has no infinity literal). */
+export const NEG_WGSL = "const NEG: f32 = -3.0e38f;\nconst NEG_HALF: f32 = -1.0e38f;\n";
+
+/** Writes -Infinity as a bit pattern. */
+export const NEG_INF_WGSL = "bitcast<f32>(0xff800000u)";

@@ -1,0 +1,182 @@
+/**
+ * The WebGPU backend: WGSL kernels generated from plans (flash and materialized), a
+ * size-bucketed buffer pool, a pipeline cache keyed by source, one command encoder per run.
+ *
+ * ```ts ignore
+ * import { createWebGpuBackend } from "@attend/attend/webgpu";
+ * import { attention, causal, mask } from "@attend/attend/core";
+ *
+ * const gpu = await createWebGpuBackend();
+ * const x = gpu.tensor(new Float32Array(2 * 128 * 64).fill(0.1), [1, 2, 128, 64]);
+ * const { out } = await gpu.run(gpu.plan(mask(causal())(attention(x, x, x))), { q: x, k: x, v: x });
+ * console.log(gpu.stats());
+ * ```
+ * @module
+ */
+import { type BackendCaps, type KernelPlan, lower, planLayout } from "../../core/lower.ts";
+import type { AttentionSpec } from "../../core/spec.ts";
+import {
+  assertDType,
+  contiguousStrides,
+  type DType,
+  extent,
+  numel,
+} from "../../core/tensor_desc.ts";
+import type { Backend, RunInputs, RunOutputs, Tensor } from "../backend.ts";
+import { checkOwner, checkRunInputs, checkTensorData } from "../_check_inputs.ts";
+import { gatherStrided } from "../_strided.ts";
+import { BufferPool, type PoolStats } from "./_buffer_pool.ts";
+import { acquireDevice, assertAlive, type GpuContext } from "./_device.ts";
+import { encodeAttention } from "./_encode.ts";
+import { PipelineCache } from "./_pipelines.ts";
+import { flashWorkgroupBytes } from "./kernels/flash_wgsl.ts";
+
+/** Storage of a WebGPU tensor. */
+export interface GpuStorage {
+  /** The buffer (from the pool). */
+  readonly buffer: GPUBuffer;
+  /** Set by `release()`. */
+  released: boolean;
+}
+
+/** The WebGPU backend, with device-level extras for tests and benchmarks. */
+export interface WebGpuBackend extends Backend {
+  /** The device. */
+  readonly device: GPUDevice;
+  /** Adapter description. */
+  readonly adapterName: string;
+  /** Buffer pool counters. */
+  stats(): PoolStats;
+  /** Restarts the pool's peak tracking. */
+  resetPeak(): void;
+  /** Resolves when all submitted work has finished. */
+  sync(): Promise<void>;
+}
+
+const MAP_READ = 0x01, COPY_DST = 0x08;
+
+function bufferOf(t: Tensor): GPUBuffer {
+  const storage = t.storage as GpuStorage;
+  if (storage.released) {
+    throw new TypeError("Cannot use tensor: its storage was released, current state is released");
+  }
+  return storage.buffer;
+}
+
+/** Capabilities for a device's limits. */
+export function webGpuCaps(limits: GPUSupportedLimits): BackendCaps {
+  return Object.freeze({
+    backend: "webgpu",
+    families: Object.freeze(["materialized", "flash"] as const),
+    dtypes: Object.freeze(["f32", "f16"] as const),
+    flashTiles: Object.freeze([{ maxHeadDim: 256, tile: Object.freeze({ q: 64, kv: 64 }) }]),
+    anyTile: false,
+    maxHeadDim: limits.maxComputeWorkgroupStorageSize >= flashWorkgroupBytes(16) ? 256 : 0,
+    materializeUpTo: 0,
+    materializedScratch: "all-heads",
+  });
+}
+
+/**
+ * Creates a WebGPU backend on the best adapter.
+ *
+ * @returns The backend.
+ * @throws {Error} If WebGPU or an adapter is unavailable.
+ * @example
+ * ```ts ignore
+ * import { createWebGpuBackend } from "@attend/attend/webgpu";
+ * const gpu = await createWebGpuBackend();
+ * console.log(gpu.adapterName, gpu.stats().liveBytes);
+ * ```
+ */
+export async function createWebGpuBackend(): Promise<WebGpuBackend> {
+  const ctx: GpuContext = await acquireDevice();
+  const { device } = ctx;
+  const pool = new BufferPool(device, device.limits.maxBufferSize);
+  const pipelines = new PipelineCache(device);
+  const caps = webGpuCaps(device.limits);
+  const dk = device.limits.maxComputeWorkgroupStorageSize >= flashWorkgroupBytes(32) ? 32 : 16;
+
+  function wrap(buffer: GPUBuffer, shape: readonly number[], dtype: DType): Tensor {
+    return Object.freeze({
+      backend: "webgpu",
+      storage: { buffer, released: false } satisfies GpuStorage,
+      dtype,
+      shape: Object.freeze([...shape]),
+      strides: Object.freeze(contiguousStrides(shape)),
+      offset: 0,
+    });
+  }
+
+  return {
+    name: "webgpu",
+    caps,
+    device,
+    adapterName: ctx.adapterName,
+    tensor(data: ArrayLike<number>, shape: readonly number[], dtype: DType = "f32"): Tensor {
+      assertAlive(ctx);
+      assertDType(dtype);
+      checkTensorData(data, shape);
+      const n = numel({ shape });
+      const host = dtype === "f16" ? new Float16Array(n + (n & 1)) : new Float32Array(n);
+      host.set(data);
+      const buffer = pool.acquire(Math.max(4, host.byteLength), `tensor [${shape}] ${dtype}`);
+      device.queue.writeBuffer(buffer, 0, host.buffer, host.byteOffset, host.byteLength);
+      return wrap(buffer, shape, dtype);
+    },
+    async read(t: Tensor): Promise<Float32Array> {
+      assertAlive(ctx);
+      checkOwner(t, "webgpu", "tensor");
+      const source = bufferOf(t);
+      const elementBytes = t.dtype === "f16" ? 2 : 4;
+      const bytes = Math.ceil((extent(t) * elementBytes) / 4) * 4;
+      if (bytes === 0) return new Float32Array(0);
+      const staging = device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
+      const encoder = device.createCommandEncoder({ label: "read" });
+      encoder.copyBufferToBuffer(source, 0, staging, 0, bytes);
+      device.queue.submit([encoder.finish()]);
+      await staging.mapAsync(1);
+      const raw = staging.getMappedRange().slice(0);
+      staging.unmap();
+      staging.destroy();
+      const data = t.dtype === "f16" ? new Float16Array(raw) : new Float32Array(raw);
+      return gatherStrided(data, t);
+    },
+    plan(spec: AttentionSpec): KernelPlan {
+      return lower(spec, caps);
+    },
+    async run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs> {
+      assertAlive(ctx);
+      checkRunInputs(plan, io, "webgpu");
+      const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
+      const result = await encodeAttention({
+        device,
+        pool,
+        pipelines,
+        plan,
+        layout: planLayout(plan),
+        dk,
+        inputs: { q: bufferOf(io.q), k: bufferOf(io.k), v: bufferOf(io.v) },
+      });
+      return {
+        out: wrap(result.out, [batch, heads, qLen, valueDim], plan.dtype),
+        ...(result.lse ? { lse: wrap(result.lse, [batch, heads, qLen], "f32") } : {}),
+        ...(result.probs ? { probs: wrap(result.probs, [batch, heads, qLen, kvLen], "f32") } : {}),
+      };
+    },
+    release(t: Tensor): void {
+      checkOwner(t, "webgpu", "tensor");
+      const storage = t.storage as GpuStorage;
+      if (storage.released) return;
+      storage.released = true;
+      pool.release(storage.buffer);
+    },
+    dispose(): void {
+      pool.trim();
+      device.destroy();
+    },
+    stats: () => pool.stats(),
+    resetPeak: () => pool.resetPeak(),
+    sync: () => device.queue.onSubmittedWorkDone(),
+  };
+}

@@ -1,0 +1,141 @@
+/**
+ * The GPU report: flash (f32 and f16 storage, causal and not) and materialized attention on
+ * WebGPU, and PyTorch SDPA fp32 (memory-efficient and math) measured in the same run.
+ *
+ *     deno task bench:gpu [out.json]        (on the GPU machine: .gpu/run.sh deno task bench:gpu)
+ *
+ * TFLOP/s count `4·B·H·Nq·Nk·D`, halved for causal.
+ * @module
+ */
+import { attention, causal, kernel, type KernelFamily, mask, type Transform } from "../core/mod.ts";
+import { compose } from "../core/mod.ts";
+import { createWebGpuBackend } from "../backends/webgpu/mod.ts";
+
+interface Row {
+  impl: string;
+  shape: string;
+  causal: boolean;
+  dtype: string;
+  ms: number;
+  tflops: number;
+}
+
+const shapes = [
+  { batch: 1, heads: 32, n: 4096, dim: 128 },
+  { batch: 4, heads: 16, n: 2048, dim: 64 },
+  { batch: 1, heads: 32, n: 16384, dim: 64 },
+];
+const quick = Deno.args.includes("--quick");
+const outPath = Deno.args.find((a) => a.endsWith(".json")) ?? "bench/results/gpu.json";
+const gpu = await createWebGpuBackend();
+const rows: Row[] = [];
+const label = (s: typeof shapes[0]) => `B${s.batch} H${s.heads} N${s.n} D${s.dim}`;
+const flopsOf = (s: typeof shapes[0], isCausal: boolean) =>
+  4 * s.batch * s.heads * s.n * s.n * s.dim * (isCausal ? 0.5 : 1);
+
+async function timeRun(
+  s: typeof shapes[0],
+  dtype: "f32" | "f16",
+  isCausal: boolean,
+  family: KernelFamily,
+): Promise<number> {
+  const scale = quick ? 1 / 16 : 1;
+  const n = Math.max(64, Math.round(s.n * scale));
+  const data = new Float32Array(s.batch * s.heads * n * s.dim).map((_, i) =>
+    Math.sin(i * 0.37) * 0.5
+  );
+  const x = gpu.tensor(data, [s.batch, s.heads, n, s.dim], dtype);
+  const transforms: Transform[] = [kernel(family)];
+  if (isCausal) transforms.push(mask(causal()));
+  const plan = gpu.plan(compose(...transforms)(attention(x, x, x)));
+  const once = async () => gpu.release((await gpu.run(plan, { q: x, k: x, v: x })).out);
+  await once();
+  await gpu.sync();
+  let iters = 1, elapsed = 0;
+  for (;;) {
+    const start = performance.now();
+    for (let i = 0; i < iters; i++) await once();
+    await gpu.sync();
+    elapsed = performance.now() - start;
+    if (elapsed > 300 || iters >= 64) break;
+    iters *= 4;
+  }
+  gpu.release(x);
+  return elapsed / iters;
+}
+
+for (const s of shapes) {
+  for (const isCausal of [false, true]) {
+    for (const dtype of ["f32", "f16"] as const) {
+      const ms = await timeRun(s, dtype, isCausal, "flash");
+      rows.push({
+        impl: "attend flash",
+        shape: label(s),
+        causal: isCausal,
+        dtype,
+        ms,
+        tflops: flopsOf(s, isCausal) / ms / 1e9,
+      });
+      console.log(JSON.stringify(rows.at(-1)));
+    }
+    if (s.n <= 4096) {
+      const ms = await timeRun(s, "f32", isCausal, "materialized");
+      rows.push({
+        impl: "attend materialized",
+        shape: label(s),
+        causal: isCausal,
+        dtype: "f32",
+        ms,
+        tflops: flopsOf(s, isCausal) / ms / 1e9,
+      });
+      console.log(JSON.stringify(rows.at(-1)));
+    }
+  }
+}
+
+const torchScript = `
+import json, torch
+from torch.nn.attention import sdpa_kernel, SDPBackend
+torch.backends.cuda.matmul.allow_tf32 = False
+rows = []
+for b, h, n, d in ${JSON.stringify(shapes.map((s) => [s.batch, s.heads, s.n, s.dim]))}:
+    q = torch.randn(b, h, n, d, device="cuda", dtype=torch.float32)
+    for causal in (False, True):
+        for name, backend in (("memory-efficient", SDPBackend.EFFICIENT_ATTENTION), ("math", SDPBackend.MATH)):
+            if name == "math" and b * h * n * n * 4 > 8e9:
+                continue
+            with sdpa_kernel(backend):
+                f = lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=causal)
+                f(); torch.cuda.synchronize()
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                iters = 10
+                start.record()
+                for _ in range(iters): f()
+                end.record(); torch.cuda.synchronize()
+                ms = start.elapsed_time(end) / iters
+            flops = 4 * b * h * n * n * d * (0.5 if causal else 1)
+            rows.append(dict(impl="torch sdpa " + name, shape=f"B{b} H{h} N{n} D{d}", causal=causal, dtype="f32", ms=ms, tflops=flops / ms / 1e9))
+            print(json.dumps(rows[-1]), flush=True)
+print("ROWS" + json.dumps(rows))
+`;
+if (!quick) {
+  try {
+    const result = await new Deno.Command("python3", {
+      args: ["-c", torchScript],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    const text = new TextDecoder().decode(result.stdout);
+    const line = text.split("\n").find((l) => l.startsWith("ROWS"));
+    if (line) rows.push(...JSON.parse(line.slice(4)));
+    else console.log(text);
+  } catch (e) {
+    console.warn(`PyTorch reference not run: ${(e as Error).message}`);
+  }
+}
+
+const report = { device: gpu.adapterName, date: new Date().toISOString(), rows };
+await Deno.mkdir(outPath.replace(/\/[^/]*$/, ""), { recursive: true }).catch(() => {});
+await Deno.writeTextFile(outPath, JSON.stringify(report, null, 2));
+console.table(rows.map((r) => ({ ...r, ms: r.ms.toFixed(3), tflops: r.tflops.toFixed(2) })));
+gpu.dispose();

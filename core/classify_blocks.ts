@@ -1,0 +1,216 @@
+/**
+ * The interval interpretation of masks: which tiles of the `qLen × kvLen` score matrix are empty
+ * (no allowed key), full (every key allowed) or partial, bounded from interval arithmetic over
+ * each tile's index ranges without visiting its elements.
+ * @module
+ */
+import { type Expr, typeOf } from "./expr.ts";
+
+/** Tile kinds, in the order kernels read them. */
+export const BlockKind = Object.freeze({ empty: 0, partial: 1, full: 2 } as const);
+/** A tile kind: 0 empty, 1 partial, 2 full. */
+export type BlockKind = typeof BlockKind[keyof typeof BlockKind];
+
+/**
+ * Block-sparse data: `kinds[row * cols + col]` classifies query tile `row` against key tile
+ * `col`. Tiles cover `[row·tileQ, min((row+1)·tileQ, qLen))` and likewise for keys.
+ */
+export interface BlockLayout {
+  /** Query rows per tile. */
+  readonly tileQ: number;
+  /** Key rows per tile. */
+  readonly tileKv: number;
+  /** Number of query tiles. */
+  readonly rows: number;
+  /** Number of key tiles. */
+  readonly cols: number;
+  /** One BlockKind per tile, row-major. */
+  readonly kinds: Uint8Array;
+}
+
+/** Sizes a mask is classified for. */
+export interface ClassifyOptions {
+  /** Query rows. */
+  readonly qLen: number;
+  /** Key rows. */
+  readonly kvLen: number;
+  /** Batch size (mask is classified over every batch index). */
+  readonly batch?: number;
+  /** Query heads (mask is classified over every head). */
+  readonly heads?: number;
+  /** Query rows per tile. */
+  readonly tileQ: number;
+  /** Key rows per tile. */
+  readonly tileKv: number;
+}
+
+type Interval = readonly [number, number];
+type Bounds = Record<string, Interval>;
+
+const UNKNOWN: Interval = [-Infinity, Infinity];
+const BOOL_UNKNOWN: Interval = [0, 1];
+
+function hull(values: number[]): Interval {
+  const finite = values.map((v) => Number.isNaN(v) ? 0 : v);
+  return [Math.min(...finite), Math.max(...finite)];
+}
+
+function corners(a: Interval, c: Interval, f: (x: number, y: number) => number): Interval {
+  const values = [f(a[0], c[0]), f(a[0], c[1]), f(a[1], c[0]), f(a[1], c[1])];
+  return values.some(Number.isNaN) ? UNKNOWN : hull(values);
+}
+
+/** Bounds of an Expr over boxes of variable values; bools are intervals within [0, 1]. */
+export function interval(e: Expr, bounds: Bounds): Interval {
+  switch (e.op) {
+    case "var":
+      return bounds[e.name] ?? UNKNOWN;
+    case "lit":
+      return [e.value, e.value];
+    case "headParam": {
+      const [lo, hi] = bounds.h ?? [0, e.values.length - 1];
+      return hull(e.values.slice(Math.max(0, lo), Math.min(e.values.length - 1, hi) + 1));
+    }
+    case "select": {
+      const c = interval(e.cond, bounds);
+      if (c[0] === 1) return interval(e.a, bounds);
+      if (c[1] === 0) return interval(e.b, bounds);
+      const [x, y] = [interval(e.a, bounds), interval(e.b, bounds)];
+      return [Math.min(x[0], y[0]), Math.max(x[1], y[1])];
+    }
+  }
+  const a = interval(e.a, bounds);
+  if (!("b" in e)) {
+    switch (e.op) {
+      case "neg":
+        return [-a[1], -a[0]];
+      case "not":
+        return [1 - a[1], 1 - a[0]];
+      case "abs":
+        return a[0] >= 0 ? a : a[1] <= 0 ? [-a[1], -a[0]] : [0, Math.max(-a[0], a[1])];
+      case "tanh":
+        return [Math.tanh(a[0]), Math.tanh(a[1])];
+      case "exp":
+        return [Math.exp(a[0]), Math.exp(a[1])];
+      case "log":
+        return a[0] > 0 ? [Math.log(a[0]), Math.log(a[1])] : UNKNOWN;
+      default:
+        return a;
+    }
+  }
+  const c = interval(e.b, bounds);
+  const int = typeOf(e) === "int";
+  switch (e.op) {
+    case "add":
+      return [a[0] + c[0], a[1] + c[1]];
+    case "sub":
+      return [a[0] - c[1], a[1] - c[0]];
+    case "mul":
+      return corners(a, c, (x, y) => x * y);
+    case "div":
+      if (c[0] <= 0 && c[1] >= 0) return UNKNOWN;
+      return corners(a, c, int ? (x, y) => Math.trunc(x / y) : (x, y) => x / y);
+    case "mod":
+      return modInterval(a, c, int);
+    case "min":
+      return [Math.min(a[0], c[0]), Math.min(a[1], c[1])];
+    case "max":
+      return [Math.max(a[0], c[0]), Math.max(a[1], c[1])];
+    case "lt":
+      return a[1] < c[0] ? [1, 1] : a[0] >= c[1] ? [0, 0] : BOOL_UNKNOWN;
+    case "le":
+      return a[1] <= c[0] ? [1, 1] : a[0] > c[1] ? [0, 0] : BOOL_UNKNOWN;
+    case "gt":
+      return a[0] > c[1] ? [1, 1] : a[1] <= c[0] ? [0, 0] : BOOL_UNKNOWN;
+    case "ge":
+      return a[0] >= c[1] ? [1, 1] : a[1] < c[0] ? [0, 0] : BOOL_UNKNOWN;
+    case "eq":
+    case "ne": {
+      const same = a[0] === a[1] && c[0] === c[1] && a[0] === c[0];
+      const disjoint = a[1] < c[0] || c[1] < a[0];
+      const isEq: Interval = same ? [1, 1] : disjoint ? [0, 0] : BOOL_UNKNOWN;
+      return e.op === "eq" ? isEq : [1 - isEq[1], 1 - isEq[0]];
+    }
+    case "and":
+      return [Math.min(a[0], c[0]), Math.min(a[1], c[1])];
+    case "or":
+      return [Math.max(a[0], c[0]), Math.max(a[1], c[1])];
+  }
+  return UNKNOWN;
+}
+
+function modInterval(a: Interval, m: Interval, int: boolean): Interval {
+  const span = Math.max(Math.abs(m[0]), Math.abs(m[1]));
+  if (int && m[0] === m[1] && m[0] !== 0 && a[0] >= 0) {
+    const base = Math.floor(a[0] / span);
+    if (Math.floor(a[1] / span) === base) return [a[0] - base * span, a[1] - base * span];
+  }
+  const limit = int ? span - 1 : span;
+  return [a[0] >= 0 ? 0 : -limit, a[1] <= 0 ? 0 : limit];
+}
+
+/**
+ * Classifies every tile of a mask as empty, partial or full.
+ *
+ * @param mask A bool Expr.
+ * @param options Lengths and tile sizes.
+ * @returns The block layout.
+ * @throws {TypeError} If `mask` is not bool.
+ * @throws {RangeError} If a tile size is not a positive integer.
+ * @example
+ * ```ts
+ * import { BlockKind, causal, classifyBlocks } from "@attend/attend/core";
+ * // 1 0      tile (0,0) of a 4×4 causal mask with 2×2 tiles is partial,
+ * // 1 1 0 0  tile (0,1) empty, tile (1,0) full.
+ * const layout = classifyBlocks(causal(), { qLen: 4, kvLen: 4, tileQ: 2, tileKv: 2 });
+ * if (layout.kinds[1] !== BlockKind.empty || layout.kinds[2] !== BlockKind.full) {
+ *   throw new Error("unexpected layout");
+ * }
+ * ```
+ */
+export function classifyBlocks(mask: Expr | undefined, options: ClassifyOptions): BlockLayout {
+  const { qLen, kvLen, tileQ, tileKv } = options;
+  for (const [field, value] of Object.entries({ tileQ, tileKv })) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new RangeError(
+        `Cannot classify blocks: ${field} must be a positive integer, current value is ${value}`,
+      );
+    }
+  }
+  if (mask && typeOf(mask) !== "bool") {
+    throw new TypeError(
+      `Cannot classify blocks: mask must be bool, current type is ${typeOf(mask)}`,
+    );
+  }
+  const rows = Math.ceil(qLen / tileQ);
+  const cols = Math.ceil(kvLen / tileKv);
+  const kinds = new Uint8Array(rows * cols).fill(BlockKind.full);
+  if (mask) {
+    const bounds: Record<string, Interval> = {
+      b: [0, Math.max(0, (options.batch ?? 1) - 1)],
+      h: [0, Math.max(0, (options.heads ?? 1) - 1)],
+      qLen: [qLen, qLen],
+      kvLen: [kvLen, kvLen],
+    };
+    for (let row = 0; row < rows; row++) {
+      bounds.qIdx = [row * tileQ, Math.min(qLen, (row + 1) * tileQ) - 1];
+      for (let col = 0; col < cols; col++) {
+        bounds.kvIdx = [col * tileKv, Math.min(kvLen, (col + 1) * tileKv) - 1];
+        const [lo, hi] = interval(mask, bounds);
+        kinds[row * cols + col] = lo >= 1
+          ? BlockKind.full
+          : hi <= 0
+          ? BlockKind.empty
+          : BlockKind.partial;
+      }
+    }
+  }
+  return Object.freeze({ tileQ, tileKv, rows, cols, kinds });
+}
+
+/** Fraction of tiles that are not empty (1 for a layout with no tiles). */
+export function density(layout: BlockLayout): number {
+  if (layout.kinds.length === 0) return 1;
+  return layout.kinds.reduce((n, k) => n + (k === BlockKind.empty ? 0 : 1), 0) /
+    layout.kinds.length;
+}

@@ -1,0 +1,85 @@
+/**
+ * `explain()`: the cost of a plan, for people and for benchmarks.
+ * @module
+ */
+import { BlockKind, density } from "./classify_blocks.ts";
+import { type KernelPlan, planLayout } from "./lower.ts";
+
+/** What a plan costs. */
+export interface PlanReport {
+  /** Kernel family and backend. */
+  readonly kernel: string;
+  /** Tile shape, `q×kv`. */
+  readonly tile: string;
+  /** Floating-point operations of the score and output products over visited tiles. */
+  readonly flops: number;
+  /** Bytes read and written in device memory, estimated. */
+  readonly bytesMoved: number;
+  /** Bytes of temporary buffers beyond inputs and outputs. */
+  readonly scratchBytes: number;
+  /** Fraction of tiles that are not empty. */
+  readonly density: number;
+  /** The above on a few lines. */
+  readonly summary: string;
+}
+
+function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) n /= 1024, i++;
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+/**
+ * Reports FLOPs, bytes moved, scratch memory and tile density of a plan.
+ *
+ * @param plan A plan from `lower()` or `backend.plan()`.
+ * @returns The report.
+ * @example
+ * ```ts
+ * import { attention, causal, explain, lower, mask, tensorDesc } from "@attend/attend/core";
+ * import { cpuCaps } from "@attend/attend/cpu";
+ * const x = tensorDesc([1, 1, 512, 64]);
+ * const report = explain(lower(mask(causal())(attention(x, x, x)), cpuCaps));
+ * if (report.density >= 0.6) throw new Error("causal skips about half the tiles");
+ * ```
+ */
+export function explain(plan: KernelPlan): PlanReport {
+  const { batch, heads, qLen, kvLen, headDim, valueDim } = plan.sizes;
+  const layout = planLayout(plan);
+  const bytes = plan.dtype === "f16" ? 2 : 4;
+  const rowElems = headDim + valueDim;
+  let visited = 0;
+  for (let row = 0; row < layout.rows; row++) {
+    const rowsInTile = Math.min(qLen, (row + 1) * layout.tileQ) - row * layout.tileQ;
+    for (let col = 0; col < layout.cols; col++) {
+      if (layout.kinds[row * layout.cols + col] === BlockKind.empty) continue;
+      visited += rowsInTile * (Math.min(kvLen, (col + 1) * layout.tileKv) - col * layout.tileKv);
+    }
+  }
+  const materialized = plan.family === "materialized";
+  const scored = materialized ? qLen * kvLen : visited;
+  const flops = 2 * batch * heads * scored * rowElems;
+  const io = bytes * batch * heads * (qLen * headDim + qLen * valueDim) +
+    (plan.outputs.lse ? 4 * batch * heads * qLen : 0);
+  const kvReads = materialized
+    ? bytes * batch * heads * kvLen * rowElems
+    : bytes * batch * heads * (visited / Math.max(1, qLen)) * layout.tileQ * rowElems;
+  const scores = materialized ? 4 * batch * heads * qLen * kvLen : 0;
+  const bytesMoved = io + kvReads + 2 * scores;
+  const scratchBytes = materialized
+    ? (plan.materializedScratch === "per-head" ? 4 * qLen * kvLen : scores)
+    : 4 * (layout.tileQ * layout.tileKv + (layout.tileQ + layout.tileKv) * rowElems) +
+      layout.kinds.length;
+  const d = density(layout);
+  const tile = `${layout.tileQ}x${layout.tileKv}`;
+  const kernel = `${plan.family} (${plan.backend})`;
+  const summary = [
+    `kernel   ${kernel}, tile ${tile}, ${plan.dtype}`,
+    `shape    B${batch} H${heads}/${plan.sizes.kvHeads} Nq${qLen} Nk${kvLen} D${headDim}/${valueDim}`,
+    `flops    ${(flops / 1e9).toFixed(3)} GFLOP`,
+    `memory   ${formatBytes(bytesMoved)} moved, ${formatBytes(scratchBytes)} scratch`,
+    `density  ${(d * 100).toFixed(1)}% of ${layout.kinds.length} tiles`,
+  ].join("\n");
+  return Object.freeze({ kernel, tile, flops, bytesMoved, scratchBytes, density: d, summary });
+}

@@ -1,0 +1,158 @@
+/**
+ * The WGSL interpretation of Exprs: a function body for kernel templates. Variables become the
+ * parameters `b, h, q_idx, kv_idx, q_len, kv_len` (i32) and `score` (f32).
+ * @module
+ */
+import { type Expr, exprKey, headParams, typeOf, type VarName } from "./expr.ts";
+
+const VAR_NAMES: Record<VarName, string> = {
+  b: "b",
+  h: "h",
+  qIdx: "q_idx",
+  kvIdx: "kv_idx",
+  qLen: "q_len",
+  kvLen: "kv_len",
+  score: "score",
+};
+
+const INFIX: Record<string, string> = {
+  add: "+",
+  sub: "-",
+  mul: "*",
+  div: "/",
+  mod: "%",
+  lt: "<",
+  le: "<=",
+  gt: ">",
+  ge: ">=",
+  eq: "==",
+  ne: "!=",
+  and: "&&",
+  or: "||",
+};
+
+function floatLiteral(value: number): string {
+  const text = String(value);
+  return /[.e]/.test(text) ? `${text}f` : `${text}.0f`;
+}
+
+/**
+ * Literal values lifted out of generated WGSL into a uniform block, so Exprs that differ only in
+ * constants (window sizes, caps, slopes) share one shader and one pipeline.
+ */
+export interface LiteralTable {
+  /** Values in emission order; ints as i32 bits, floats as f32 bits. */
+  readonly values: number[];
+  /** `"i"` or `"f"` per value. */
+  readonly kinds: ("i" | "f")[];
+}
+
+/** The uniform words of a literal table (i32 or f32 bit patterns). */
+export function literalWords(table: LiteralTable): Uint32Array {
+  const words = new Uint32Array(Math.max(4, Math.ceil(table.values.length / 4) * 4));
+  const f32 = new Float32Array(words.buffer), i32 = new Int32Array(words.buffer);
+  table.values.forEach((v, i) => table.kinds[i] === "i" ? i32[i] = v : f32[i] = v);
+  return words;
+}
+
+function lifted(table: LiteralTable, value: number, kind: "i" | "f"): string {
+  const index = table.values.length;
+  table.values.push(value);
+  table.kinds.push(kind);
+  return `bitcast<${kind === "i" ? "i32" : "f32"}>(lits[${index >> 2}].${"xyzw"[index & 3]})`;
+}
+
+function asFloat(e: Expr, params: Map<string, string>): string {
+  const text = emit(e, params);
+  return typeOf(e) === "int" ? `f32(${text})` : text;
+}
+
+function emit(e: Expr, params: Map<string, string>): string {
+  switch (e.op) {
+    case "var":
+      return VAR_NAMES[e.name];
+    case "lit":
+      if (activeTable) return lifted(activeTable, e.value, typeOf(e) === "int" ? "i" : "f");
+      return typeOf(e) === "int" ? `(${e.value}i)` : `(${floatLiteral(e.value)})`;
+    case "headParam":
+      if (activeTable) {
+        const base = activeTable.values.length;
+        e.values.forEach((v) => activeTable!.values.push(v) && activeTable!.kinds.push("f"));
+        return `bitcast<f32>(lits[(${base}u + u32(h)) >> 2u][(${base}u + u32(h)) & 3u])`;
+      }
+      return `${params.get(exprKey(e))}[h]`;
+    case "select": {
+      const float = typeOf(e) === "float";
+      const branch = (x: Expr) => float ? asFloat(x, params) : emit(x, params);
+      return `select(${branch(e.b)}, ${branch(e.a)}, ${emit(e.cond, params)})`;
+    }
+  }
+  if (!("b" in e)) {
+    const a = emit(e.a, params);
+    switch (e.op) {
+      case "neg":
+        return `(-${a})`;
+      case "not":
+        return `(!${a})`;
+      case "tanh": // clamped: some drivers overflow exp() inside tanh for large inputs
+        return `tanh(clamp(${asFloat(e.a, params)}, -15.0f, 15.0f))`;
+      case "float":
+        return asFloat(e.a, params);
+      default:
+        return `${e.op}(${typeOf(e) === "float" ? asFloat(e.a, params) : a})`;
+    }
+  }
+  const operandsFloat = typeOf(e.a) === "float" || typeOf(e.b) === "float";
+  const operand = (x: Expr) => operandsFloat ? asFloat(x, params) : emit(x, params);
+  if (e.op === "min" || e.op === "max") return `${e.op}(${operand(e.a)}, ${operand(e.b)})`;
+  if (e.op === "div" && !operandsFloat) { // WGSL i32 division by zero already yields `a`
+    return `(${operand(e.a)} / ${operand(e.b)})`;
+  }
+  return `(${operand(e.a)} ${INFIX[e.op]} ${operand(e.b)})`;
+}
+
+/**
+ * Emits a WGSL function computing an Expr.
+ *
+ * @param name The function's name, e.g. `mask_mod`.
+ * @param e The expression.
+ * @param table When given, literals and head parameters are read from a uniform `lits` block
+ *   (declared by the caller) and their values appended to the table, in emission order.
+ * @returns `fn name(b: i32, h: i32, q_idx: i32, kv_idx: i32, q_len: i32, kv_len: i32, score: f32) -> T`
+ *   where `T` is `bool` for bool Exprs and `f32` otherwise.
+ * @example
+ * ```ts
+ * import { causal, toWgsl } from "@attend/attend/core";
+ * const src = toWgsl("mask_mod", causal());
+ * if (!src.includes("fn mask_mod(") || !src.includes("-> bool")) throw new Error("bad source");
+ * ```
+ */
+export function toWgsl(name: string, e: Expr, table?: LiteralTable): string {
+  activeTable = table;
+  try {
+    return emitFunction(name, e);
+  } finally {
+    activeTable = undefined;
+  }
+}
+
+let activeTable: LiteralTable | undefined;
+
+function emitFunction(name: string, e: Expr): string {
+  const params = new Map<string, string>();
+  const locals = (activeTable ? [] : headParams(e)).map((p, i) => {
+    if (p.op !== "headParam") return "";
+    const local = `param_${i}`;
+    params.set(exprKey(p), local);
+    return `  var ${local} = array<f32, ${p.values.length}>(${
+      p.values.map(floatLiteral).join(", ")
+    });\n`;
+  }).join("");
+  const returns = typeOf(e) === "bool" ? "bool" : "f32";
+  const value = returns === "f32" ? asFloat(e, params) : emit(e, params);
+  return `fn ${name}(b: i32, h: i32, q_idx: i32, kv_idx: i32, q_len: i32, kv_len: i32, score: f32) -> ${returns} {
+${locals}  _ = b; _ = h; _ = q_idx; _ = kv_idx; _ = q_len; _ = kv_len; _ = score;
+  return ${value};
+}
+`;
+}

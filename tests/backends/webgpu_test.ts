@@ -1,0 +1,226 @@
+import fc from "fast-check";
+import { assert, assertEquals, assertLessOrEqual, assertRejects } from "@std/assert";
+import {
+  attention,
+  causal,
+  compose,
+  groupHeads,
+  kernel,
+  mask,
+  softcap,
+  tensorDesc,
+  window,
+} from "../../core/mod.ts";
+import { createCpuBackend } from "../../backends/cpu/mod.ts";
+import { flashWgsl } from "../../backends/webgpu/kernels/flash_wgsl.ts";
+import {
+  outputWgsl,
+  packF16Wgsl,
+  scoresWgsl,
+  softmaxWgsl,
+} from "../../backends/webgpu/kernels/materialized_wgsl.ts";
+import { maskAtom, oracleCase, problemData, scoreModCase, shapeArb } from "../_arbitraries.ts";
+import { maxAbsError, oracle, tolerance } from "../_oracle.ts";
+import { roundF16, runProblem } from "../_run.ts";
+import { gpu } from "../_webgpu.ts";
+
+const cpu = createCpuBackend();
+const ignore = gpu === undefined;
+
+Deno.test({
+  name: "webgpu flash and materialized equal the oracle and the cpu backend",
+  ignore,
+  fn: async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        shapeArb({ batch: 2, kvHeads: 2, len: 100, dim: 80 }),
+        // Leaf masks only: their constants are uniforms, so a few pipelines cover every case and
+        // the software adapter's shader JIT stays cheap; the algebra is covered on the CPU.
+        fc.option(maskAtom, { nil: undefined }),
+        fc.option(scoreModCase, { nil: undefined }),
+        fc.boolean(),
+        fc.integer({ min: 1, max: 1 << 30 }),
+        async (shape, m, s, bnhd, seed) => {
+          const data = problemData(shape, seed);
+          const c = oracleCase(shape, data, 1 / Math.sqrt(shape.headDim), m, s);
+          const ref = oracle(c);
+          const tol = tolerance(c, ref);
+          const base = await runProblem(cpu, shape, data, { mask: m, scoreMod: s, lse: true });
+          for (const family of ["flash", "materialized"] as const) {
+            const got = await runProblem(gpu!, shape, data, {
+              mask: m,
+              scoreMod: s,
+              bnhd,
+              family,
+              lse: true,
+            });
+            assertLessOrEqual(
+              maxAbsError(got.out, ref.out),
+              tol,
+              `${family} vs oracle, mask ${m?.name}, mod ${s?.name}`,
+            );
+            assertLessOrEqual(maxAbsError(got.out, base.out), 2 * tol, `${family} vs cpu`);
+            assertLessOrEqual(maxAbsError(got.lse!, ref.lse), 1e-4, `${family} lse`);
+          }
+        },
+      ),
+      { numRuns: 4, verbose: true },
+    );
+  },
+});
+
+Deno.test({
+  name: "webgpu named edge cases: Nq=1, Nk=1, empty rows, odd head dims, Nq != Nk, f16",
+  ignore,
+  fn: async () => {
+    const cases = [
+      { batch: 1, heads: 4, kvHeads: 1, qLen: 1, kvLen: 113, headDim: 72, valueDim: 72 },
+      { batch: 2, heads: 2, kvHeads: 2, qLen: 7, kvLen: 1, headDim: 24, valueDim: 24 },
+      { batch: 1, heads: 2, kvHeads: 1, qLen: 113, kvLen: 7, headDim: 128, valueDim: 128 },
+    ];
+    const masks = [undefined, {
+      name: "causal",
+      expr: causal(),
+      allowed: (_b: number, _h: number, i: number, j: number, nq: number, nk: number) =>
+        j <= i + nk - nq,
+    }, {
+      name: "window(2,0)",
+      expr: window(2, 0),
+      allowed: (_b: number, _h: number, i: number, j: number, nq: number, nk: number) =>
+        j >= i + nk - nq - 2 && j <= i + nk - nq,
+    }];
+    for (const shape of cases) {
+      for (const m of masks) {
+        for (const dtype of m === undefined ? ["f32", "f16"] as const : ["f32"] as const) {
+          const raw = problemData(shape, 9);
+          const data = dtype === "f16"
+            ? { q: roundF16(raw.q), k: roundF16(raw.k), v: roundF16(raw.v) }
+            : raw;
+          const c = oracleCase(shape, data, 1 / Math.sqrt(shape.headDim), m);
+          const ref = oracle(c);
+          const tol = tolerance(c, ref);
+          for (const family of ["flash", "materialized"] as const) {
+            const got = await runProblem(gpu!, shape, data, { mask: m, family, dtype, lse: true });
+            const label = `${family} ${dtype} ${m?.name} ${JSON.stringify(shape)}`;
+            for (let i = 0; i < got.out.length; i++) {
+              const bound = tol + (dtype === "f16" ? Math.abs(ref.out[i]) * 2 ** -11 : 0);
+              assertLessOrEqual(Math.abs(got.out[i] - ref.out[i]), bound, label);
+            }
+            for (let i = 0; i < got.lse!.length; i++) {
+              if (ref.lse[i] === -Infinity) {
+                assertEquals(got.lse![i], -Infinity, `${label} empty row lse`);
+              } else assertLessOrEqual(Math.abs(got.lse![i] - ref.lse[i]), 1e-4, label);
+            }
+          }
+        }
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "webgpu probabilities equal the oracle's",
+  ignore,
+  fn: async () => {
+    const shape = { batch: 1, heads: 2, kvHeads: 2, qLen: 9, kvLen: 33, headDim: 24, valueDim: 24 };
+    const data = problemData(shape, 4);
+    const ref = oracle(oracleCase(shape, data, 1 / Math.sqrt(24)));
+    const { probs } = await runProblem(gpu!, shape, data, { probs: true });
+    assertLessOrEqual(maxAbsError(probs!, ref.probs), 1e-6);
+  },
+});
+
+Deno.test({
+  name: "webgpu generated WGSL compiles for a matrix of specs",
+  ignore,
+  fn: async () => {
+    const device = gpu!.device;
+    const sources: string[] = [packF16Wgsl()];
+    for (const dtype of ["f32", "f16"] as const) {
+      for (
+        const [headDim, valueDim] of [[1, 1], [24, 24], [64, 64], [72, 40], [128, 128], [256, 256]]
+      ) {
+        for (const m of [undefined, causal(), window(8, 8)]) {
+          const scoreMod = softcap(30)(
+            attention(
+              tensorDesc([1, 1, 1, 1]),
+              tensorDesc([1, 1, 1, 1]),
+              tensorDesc([1, 1, 1, 1]),
+            ),
+          ).scoreMod;
+          const params = { headDim, valueDim, dtype, mask: m, scoreMod };
+          sources.push(
+            flashWgsl({ ...params, dk: 16 }),
+            scoresWgsl(params),
+            softmaxWgsl(params),
+            outputWgsl(params),
+          );
+        }
+      }
+    }
+    for (const code of sources) {
+      const info = await device.createShaderModule({ code }).getCompilationInfo();
+      assertEquals(
+        info.messages.filter((msg) => msg.type === "error").map((msg) => msg.message),
+        [],
+      );
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu flash allocates no Nq×Nk buffer: peak stays within 1.1× of q, k, v, out, lse at N=4096",
+  ignore,
+  fn: async () => {
+    const b = gpu!;
+    const [heads, n, dim] = [1, 4096, 64];
+    const data = new Float32Array(heads * n * dim).map((_, i) => Math.sin(i) * 0.5);
+    const start = b.stats().liveBytes;
+    b.resetPeak();
+    const q = b.tensor(data, [1, heads, n, dim]);
+    const k = b.tensor(data, [1, heads, n, dim]);
+    const v = b.tensor(data, [1, heads, n, dim]);
+    const plan = b.plan(compose(mask(causal()))(attention(q, k, v, { lse: true })));
+    assertEquals(plan.family, "flash");
+    const { out, lse } = await b.run(plan, { q, k, v });
+    await b.sync();
+    const ioBytes = 4 * (4 * heads * n * dim + heads * n);
+    assertLessOrEqual(
+      b.stats().peakBytes - start,
+      1.1 * ioBytes,
+      `peak ${b.stats().peakBytes - start} vs io ${ioBytes}`,
+    );
+    const got = await b.read(out);
+    assert(got.every(Number.isFinite));
+    for (const t of [q, k, v, out, lse!]) b.release(t);
+    assertEquals(b.stats().liveBytes, start);
+  },
+});
+
+Deno.test({
+  name: "webgpu rejects foreign and mismatched tensors before touching the pool",
+  ignore,
+  fn: async () => {
+    const b = gpu!;
+    const q = b.tensor(new Float32Array(64), [1, 1, 8, 8]);
+    const spec = groupHeads()(attention(q, q, q));
+    const plan = b.plan(spec);
+    const before = b.stats();
+    const foreign = cpu.tensor(new Float32Array(64), [1, 1, 8, 8]);
+    await assertRejects(
+      () => b.run(plan, { q, k: foreign, v: q }),
+      TypeError,
+      'k: tensor must belong to backend "webgpu", current value is cpu',
+    );
+    const other = b.tensor(new Float32Array(128), [1, 1, 16, 8]);
+    await assertRejects(
+      () => b.run(plan, { q, k: other, v: other }),
+      RangeError,
+      "k.shape must be 1,1,8,8 as planned, current value is 1,1,16,8",
+    );
+    assertEquals(b.stats().liveBytes, before.liveBytes);
+    assertEquals(kernel("flash")(spec).kernel, "flash");
+    b.release(q), b.release(other);
+  },
+});
