@@ -13,13 +13,16 @@ export type BlockKind = typeof BlockKind[keyof typeof BlockKind];
 
 /**
  * Block-sparse data: `kinds[row * cols + col]` classifies query tile `row` against key tile
- * `col`. Tiles cover `[row·tileQ, min((row+1)·tileQ, qLen))` and likewise for keys.
+ * `col`. Tiles cover rows `[row·tileQ, min((row+1)·tileQ, qLen·pack))` and likewise for keys;
+ * with `pack > 1`, row `f` is query `⌊f / pack⌋` of one of `pack` interleaved heads.
  */
 export interface BlockLayout {
   /** Query rows per tile. */
   readonly tileQ: number;
   /** Key rows per tile. */
   readonly tileKv: number;
+  /** Query heads interleaved in one tile's rows (1: one head per tile). */
+  readonly pack: number;
   /** Number of query tiles. */
   readonly rows: number;
   /** Number of key tiles. */
@@ -42,6 +45,8 @@ export interface ClassifyOptions {
   readonly tileQ: number;
   /** Key rows per tile. */
   readonly tileKv: number;
+  /** Query heads interleaved per row tile (grouped-query packing); 1 when absent. */
+  readonly pack?: number;
 }
 
 type Interval = readonly [number, number];
@@ -169,8 +174,8 @@ function modInterval(a: Interval, m: Interval, int: boolean): Interval {
  * ```
  */
 export function classifyBlocks(mask: Expr | undefined, options: ClassifyOptions): BlockLayout {
-  const { qLen, kvLen, tileQ, tileKv } = options;
-  for (const [field, value] of Object.entries({ tileQ, tileKv })) {
+  const { qLen, kvLen, tileQ, tileKv, pack = 1 } = options;
+  for (const [field, value] of Object.entries({ tileQ, tileKv, pack })) {
     if (!Number.isInteger(value) || value < 1) {
       throw new RangeError(
         `Cannot classify blocks: ${field} must be a positive integer, current value is ${value}`,
@@ -182,7 +187,7 @@ export function classifyBlocks(mask: Expr | undefined, options: ClassifyOptions)
       `Cannot classify blocks: mask must be bool, current type is ${typeOf(mask)}`,
     );
   }
-  const rows = Math.ceil(qLen / tileQ);
+  const rows = Math.ceil((qLen * pack) / tileQ);
   const cols = Math.ceil(kvLen / tileKv);
   const kinds = new Uint8Array(rows * cols).fill(BlockKind.full);
   if (mask) {
@@ -193,7 +198,8 @@ export function classifyBlocks(mask: Expr | undefined, options: ClassifyOptions)
       kvLen: [kvLen, kvLen],
     };
     for (let row = 0; row < rows; row++) {
-      bounds.qIdx = [row * tileQ, Math.min(qLen, (row + 1) * tileQ) - 1];
+      const last = Math.min(qLen * pack, (row + 1) * tileQ) - 1;
+      bounds.qIdx = [Math.floor((row * tileQ) / pack), Math.floor(last / pack)];
       for (let col = 0; col < cols; col++) {
         bounds.kvIdx = [col * tileKv, Math.min(kvLen, (col + 1) * tileKv) - 1];
         const [lo, hi] = interval(mask, bounds);
@@ -205,7 +211,7 @@ export function classifyBlocks(mask: Expr | undefined, options: ClassifyOptions)
       }
     }
   }
-  return Object.freeze({ tileQ, tileKv, rows, cols, kinds });
+  return Object.freeze({ tileQ, tileKv, pack, rows, cols, kinds });
 }
 
 /** Fraction of tiles that are not empty (1 for a layout with no tiles). */

@@ -50,11 +50,17 @@ export function explain(plan: KernelPlan): PlanReport {
   const bytes = plan.dtype === "f16" ? 2 : 4;
   const rowElems = headDim + valueDim;
   let visited = 0;
+  let kvRowsRead = 0;
+  // Rows of all tiles count `pack` heads each; `visited` is per query head.
+  const packedRows = qLen * layout.pack;
   for (let row = 0; row < layout.rows; row++) {
-    const rowsInTile = Math.min(qLen, (row + 1) * layout.tileQ) - row * layout.tileQ;
+    const rowsInTile = (Math.min(packedRows, (row + 1) * layout.tileQ) - row * layout.tileQ) /
+      layout.pack;
     for (let col = 0; col < layout.cols; col++) {
       if (layout.kinds[row * layout.cols + col] === BlockKind.empty) continue;
-      visited += rowsInTile * (Math.min(kvLen, (col + 1) * layout.tileKv) - col * layout.tileKv);
+      const keys = Math.min(kvLen, (col + 1) * layout.tileKv) - col * layout.tileKv;
+      visited += rowsInTile * keys;
+      kvRowsRead += keys;
     }
   }
   const materialized = plan.family === "materialized";
@@ -64,7 +70,7 @@ export function explain(plan: KernelPlan): PlanReport {
     (plan.outputs.lse ? 4 * batch * heads * qLen : 0);
   const kvReads = materialized
     ? bytes * batch * heads * kvLen * rowElems
-    : bytes * batch * heads * (visited / Math.max(1, qLen)) * layout.tileQ * rowElems;
+    : bytes * batch * (heads / layout.pack) * kvRowsRead * rowElems;
   const scores = materialized ? 4 * batch * heads * qLen * kvLen : 0;
   const bytesMoved = io + kvReads + 2 * scores;
   const scratchBytes = materialized

@@ -44,6 +44,8 @@ export interface BackendCaps {
   readonly materializeUpTo: number;
   /** Whether the materialized kernel holds one head's scores at a time, or all heads'. */
   readonly materializedScratch: "per-head" | "all-heads";
+  /** Whether flash tiles interleave a KV head's query heads, reading each KV tile once. */
+  readonly packGroups: boolean;
 }
 
 /** A kernel plan: what to run, JSON-serializable. */
@@ -72,6 +74,8 @@ export interface KernelPlan {
   readonly scoreMod?: Expr;
   /** Tile shape (for materialized: the block-classification tile only). */
   readonly tile: TileShape;
+  /** Query heads interleaved in a tile's rows: the group size when packed, else 1. */
+  readonly pack: number;
   /** BlockKinds of the layout as a string of digits `0`/`1`/`2`, row-major. */
   readonly blockKinds: string;
   /** Extra outputs. */
@@ -141,7 +145,8 @@ export function lower(spec: AttentionSpec, caps: BackendCaps): KernelPlan {
   }
   const family = chooseFamily(spec, caps, sizes);
   const tile = chooseTile(spec, caps, sizes);
-  const layout = classifyBlocks(spec.mask, { ...sizes, tileQ: tile.q, tileKv: tile.kv });
+  const pack = family === "flash" && caps.packGroups ? sizes.heads / sizes.kvHeads : 1;
+  const layout = classifyBlocks(spec.mask, { ...sizes, tileQ: tile.q, tileKv: tile.kv, pack });
   const body = {
     backend: caps.backend,
     family,
@@ -154,6 +159,7 @@ export function lower(spec: AttentionSpec, caps: BackendCaps): KernelPlan {
     ...(spec.mask ? { mask: spec.mask } : {}),
     ...(spec.scoreMod ? { scoreMod: spec.scoreMod } : {}),
     tile,
+    pack,
     blockKinds: layout.kinds.join(""),
     outputs: spec.outputs,
     materializedScratch: caps.materializedScratch,
@@ -172,12 +178,13 @@ const layouts = new WeakMap<KernelPlan, BlockLayout>();
 export function planLayout(plan: KernelPlan): BlockLayout {
   const known = layouts.get(plan);
   if (known) return known;
-  const { tile, sizes } = plan;
+  const { tile, sizes, pack } = plan;
   const kinds = Uint8Array.from(plan.blockKinds, (c) => c.charCodeAt(0) - 48);
   const layout = Object.freeze({
     tileQ: tile.q,
     tileKv: tile.kv,
-    rows: Math.ceil(sizes.qLen / tile.q),
+    pack,
+    rows: Math.ceil((sizes.qLen * pack) / tile.q),
     cols: Math.ceil(sizes.kvLen / tile.kv),
     kinds,
   });

@@ -43,6 +43,7 @@ export const cpuCaps: BackendCaps = Object.freeze({
   maxHeadDim: Infinity,
   materializeUpTo: 64 * 64,
   materializedScratch: "per-head",
+  packGroups: false,
 });
 
 /**

@@ -11,6 +11,8 @@ export interface GpuContext {
   readonly adapterName: string;
   /** Whether `shader-f16` was granted. */
   readonly shaderF16: boolean;
+  /** Whether the adapter is a software fallback (e.g. llvmpipe). */
+  readonly fallback: boolean;
   /** Set once the device is lost, with the reason. */
   lostReason?: string;
 }
@@ -49,6 +51,7 @@ export async function acquireDevice(): Promise<GpuContext> {
     device,
     adapterName: adapter.info?.description || adapter.info?.device || "unknown adapter",
     shaderF16,
+    fallback: adapter.info?.isFallbackAdapter === true,
   };
   device.lost.then((info) => {
     ctx.lostReason = `${info.reason ?? "unknown"}: ${info.message}`;

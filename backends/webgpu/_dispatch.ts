@@ -23,7 +23,7 @@ export function paramsData(
     scale: plan.scale,
     head_dim: sizes.headDim,
     value_dim: sizes.valueDim,
-    pad0: 0,
+    pack: plan.pack,
     pad1: 0,
     pad2: 0,
   };

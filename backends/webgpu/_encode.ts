@@ -26,7 +26,7 @@ export interface EncodeRequest {
   readonly pipelines: PipelineCache;
   readonly plan: KernelPlan;
   readonly layout: BlockLayout;
-  /** Head-dimension chunk of the flash kernel. */
+  /** Head-dimension chunk of the flash kernel (for the plan's tile). */
   readonly dk: number;
   readonly inputs: { readonly q: GPUBuffer; readonly k: GPUBuffer; readonly v: GPUBuffer };
 }
@@ -74,7 +74,10 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
   // Compile before allocating, so a shader error leaves the pool untouched.
   const kernels = plan.family === "flash"
     ? {
-      flash: await req.pipelines.get(`flash: ${label}`, flashWgsl({ ...materialized, dk: req.dk })),
+      flash: await req.pipelines.get(
+        `flash: ${label}`,
+        flashWgsl({ ...materialized, tile: plan.tile, dk: req.dk }),
+      ),
     }
     : {
       scores: await req.pipelines.get(`scores: ${label}`, scoresWgsl(materialized)),
@@ -126,13 +129,14 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
     : {};
   const qkv: Bindings = { 1: inputs.q, 2: inputs.k, 3: inputs.v, ...lits };
   const totalHeads = batch * heads;
+  const flashUnits = totalHeads / plan.pack;
 
   if (kernels.flash) {
     const kinds = pool.acquire(Math.max(4, 4 * req.layout.kinds.length), `kinds: ${label}`);
     device.queue.writeBuffer(kinds, 0, Uint32Array.from(req.layout.kinds));
     temporaries.push(kinds);
-    for (let base = 0; base < totalHeads; base += headsPerPass) {
-      const count = Math.min(headsPerPass, totalHeads - base);
+    for (let base = 0; base < flashUnits; base += headsPerPass) {
+      const count = Math.min(headsPerPass, flashUnits - base);
       const params = uniform(
         paramsData(plan, { rows: req.layout.rows, cols: req.layout.cols, headBase: base }),
       );

@@ -14,7 +14,7 @@
  * @module
  */
 import { type BackendCaps, type KernelPlan, lower, planLayout } from "../../core/lower.ts";
-import type { AttentionSpec } from "../../core/spec.ts";
+import type { AttentionSpec, TileShape } from "../../core/spec.ts";
 import {
   assertDType,
   contiguousStrides,
@@ -29,7 +29,7 @@ import { BufferPool, type PoolStats } from "./_buffer_pool.ts";
 import { acquireDevice, assertAlive, type GpuContext } from "./_device.ts";
 import { encodeAttention } from "./_encode.ts";
 import { PipelineCache } from "./_pipelines.ts";
-import { flashWorkgroupBytes } from "./kernels/flash_wgsl.ts";
+import { flashThreads, flashWorkgroupBytes } from "./kernels/flash_wgsl.ts";
 
 /** Storage of a WebGPU tensor. */
 export interface GpuStorage {
@@ -63,25 +63,57 @@ function bufferOf(t: Tensor): GPUBuffer {
   return storage.buffer;
 }
 
-/** Capabilities for a device's limits. */
-export function webGpuCaps(limits: GPUSupportedLimits): BackendCaps {
+/** Options of `createWebGpuBackend`. */
+export interface WebGpuOptions {
+  /**
+   * Flash tile (query rows × key rows, multiples of 4). Default: 64×64 on hardware adapters;
+   * 16×16 on software fallbacks, whose shader JIT grows with the unrolled register blocks.
+   */
+  readonly flashTile?: TileShape;
+}
+
+const DK_CHOICES = [32, 16, 8, 4];
+
+/** Largest head-dimension chunk whose flash kernel fits the workgroup storage limit. */
+function flashChunk(limits: GPUSupportedLimits, tile: TileShape): number | undefined {
+  return DK_CHOICES.find((dk) =>
+    flashWorkgroupBytes(tile, dk) <= limits.maxComputeWorkgroupStorageSize
+  );
+}
+
+/**
+ * Capabilities for a device's limits and flash tile.
+ * @throws {RangeError} If the tile is not a pair of multiples of 4 the device can run.
+ */
+export function webGpuCaps(limits: GPUSupportedLimits, tile: TileShape): BackendCaps {
+  const fits = tile.q % 4 === 0 && tile.kv % 4 === 0 && tile.q > 0 && tile.kv > 0 &&
+    flashThreads(tile) <= limits.maxComputeInvocationsPerWorkgroup &&
+    flashChunk(limits, tile) !== undefined;
+  if (!fits) {
+    throw new RangeError(
+      `Cannot create WebGPU backend: flashTile must be multiples of 4 within the device's workgroup limits, current value is ${tile.q}x${tile.kv}`,
+    );
+  }
   return Object.freeze({
     backend: "webgpu",
     families: Object.freeze(["materialized", "flash"] as const),
     dtypes: Object.freeze(["f32", "f16"] as const),
-    flashTiles: Object.freeze([{ maxHeadDim: 256, tile: Object.freeze({ q: 64, kv: 64 }) }]),
+    flashTiles: Object.freeze([{ maxHeadDim: 256, tile: Object.freeze({ ...tile }) }]),
     anyTile: false,
-    maxHeadDim: limits.maxComputeWorkgroupStorageSize >= flashWorkgroupBytes(16) ? 256 : 0,
+    maxHeadDim: 256,
     materializeUpTo: 0,
     materializedScratch: "all-heads",
+    packGroups: true,
   });
 }
 
 /**
  * Creates a WebGPU backend on the best adapter.
  *
+ * @param options Tuning options.
  * @returns The backend.
  * @throws {Error} If WebGPU or an adapter is unavailable.
+ * @throws {RangeError} If `options.flashTile` does not fit the device.
  * @example
  * ```ts ignore
  * import { createWebGpuBackend } from "@attend/attend/webgpu";
@@ -89,13 +121,20 @@ export function webGpuCaps(limits: GPUSupportedLimits): BackendCaps {
  * console.log(gpu.adapterName, gpu.stats().liveBytes);
  * ```
  */
-export async function createWebGpuBackend(): Promise<WebGpuBackend> {
+export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<WebGpuBackend> {
   const ctx: GpuContext = await acquireDevice();
   const { device } = ctx;
+  const tile = options.flashTile ?? (ctx.fallback ? { q: 16, kv: 16 } : { q: 64, kv: 64 });
+  let caps: BackendCaps;
+  try {
+    caps = webGpuCaps(device.limits, tile);
+  } catch (e) {
+    device.destroy();
+    throw e;
+  }
+  const dk = flashChunk(device.limits, tile)!;
   const pool = new BufferPool(device, device.limits.maxBufferSize);
   const pipelines = new PipelineCache(device);
-  const caps = webGpuCaps(device.limits);
-  const dk = device.limits.maxComputeWorkgroupStorageSize >= flashWorkgroupBytes(32) ? 32 : 16;
 
   function wrap(buffer: GPUBuffer, shape: readonly number[], dtype: DType): Tensor {
     return Object.freeze({

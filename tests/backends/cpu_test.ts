@@ -5,6 +5,7 @@ import { createCpuBackend } from "../../backends/cpu/mod.ts";
 import { maskCase, oracleCase, problemData, scoreModCase, shapeArb } from "../_arbitraries.ts";
 import { maxAbsError, oracle, tolerance } from "../_oracle.ts";
 import { roundF16, runProblem } from "../_run.ts";
+import { assertGqaEqualsRepeatedKv } from "../_gqa.ts";
 
 const cpu = createCpuBackend();
 
@@ -86,4 +87,8 @@ Deno.test("cpu rows with no allowed key give zeros and lse -Infinity", async () 
     assert(out.every((x) => x === 0), `${family} out is zeros`);
     assert(lse!.every((x) => x === -Infinity), `${family} lse is -Infinity`);
   }
+});
+
+Deno.test("cpu GQA equals MHA with repeated KV heads", async () => {
+  await assertGqaEqualsRepeatedKv(cpu, 25);
 });

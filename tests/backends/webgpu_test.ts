@@ -19,13 +19,21 @@ import {
   scoresWgsl,
   softmaxWgsl,
 } from "../../backends/webgpu/kernels/materialized_wgsl.ts";
-import { maskAtom, oracleCase, problemData, scoreModCase, shapeArb } from "../_arbitraries.ts";
+import { maskCase, oracleCase, problemData, scoreModCase, shapeArb } from "../_arbitraries.ts";
 import { maxAbsError, oracle, tolerance } from "../_oracle.ts";
 import { roundF16, runProblem } from "../_run.ts";
 import { gpu } from "../_webgpu.ts";
+import { assertGqaEqualsRepeatedKv } from "../_gqa.ts";
+import { createWebGpuBackend } from "../../backends/webgpu/mod.ts";
 
 const cpu = createCpuBackend();
 const ignore = gpu === undefined;
+const causalCase = {
+  name: "causal",
+  expr: causal(),
+  allowed: (_b: number, _h: number, i: number, j: number, nq: number, nk: number) =>
+    j <= i + nk - nq,
+};
 
 Deno.test({
   name: "webgpu flash and materialized equal the oracle and the cpu backend",
@@ -34,9 +42,7 @@ Deno.test({
     await fc.assert(
       fc.asyncProperty(
         shapeArb({ batch: 2, kvHeads: 2, len: 100, dim: 80 }),
-        // Leaf masks only: their constants are uniforms, so a few pipelines cover every case and
-        // the software adapter's shader JIT stays cheap; the algebra is covered on the CPU.
-        fc.option(maskAtom, { nil: undefined }),
+        fc.option(maskCase, { nil: undefined }),
         fc.option(scoreModCase, { nil: undefined }),
         fc.boolean(),
         fc.integer({ min: 1, max: 1 << 30 }),
@@ -64,7 +70,7 @@ Deno.test({
           }
         },
       ),
-      { numRuns: 4, verbose: true },
+      { numRuns: 12, verbose: true },
     );
   },
 });
@@ -78,12 +84,7 @@ Deno.test({
       { batch: 2, heads: 2, kvHeads: 2, qLen: 7, kvLen: 1, headDim: 24, valueDim: 24 },
       { batch: 1, heads: 2, kvHeads: 1, qLen: 113, kvLen: 7, headDim: 128, valueDim: 128 },
     ];
-    const masks = [undefined, {
-      name: "causal",
-      expr: causal(),
-      allowed: (_b: number, _h: number, i: number, j: number, nq: number, nk: number) =>
-        j <= i + nk - nq,
-    }, {
+    const masks = [undefined, causalCase, {
       name: "window(2,0)",
       expr: window(2, 0),
       allowed: (_b: number, _h: number, i: number, j: number, nq: number, nk: number) =>
@@ -150,7 +151,9 @@ Deno.test({
           ).scoreMod;
           const params = { headDim, valueDim, dtype, mask: m, scoreMod };
           sources.push(
-            flashWgsl({ ...params, dk: 16 }),
+            flashWgsl({ ...params, tile: { q: 16, kv: 16 }, dk: 16 }),
+            flashWgsl({ ...params, tile: { q: 64, kv: 64 }, dk: 32 }),
+            flashWgsl({ ...params, tile: { q: 128, kv: 64 }, dk: 16 }),
             scoresWgsl(params),
             softmaxWgsl(params),
             outputWgsl(params),
@@ -206,6 +209,7 @@ Deno.test({
     const q = b.tensor(new Float32Array(64), [1, 1, 8, 8]);
     const spec = groupHeads()(attention(q, q, q));
     const plan = b.plan(spec);
+    const other = b.tensor(new Float32Array(128), [1, 1, 16, 8]);
     const before = b.stats();
     const foreign = cpu.tensor(new Float32Array(64), [1, 1, 8, 8]);
     await assertRejects(
@@ -213,7 +217,6 @@ Deno.test({
       TypeError,
       'k: tensor must belong to backend "webgpu", current value is cpu',
     );
-    const other = b.tensor(new Float32Array(128), [1, 1, 16, 8]);
     await assertRejects(
       () => b.run(plan, { q, k: other, v: other }),
       RangeError,
@@ -222,5 +225,41 @@ Deno.test({
     assertEquals(b.stats().liveBytes, before.liveBytes);
     assertEquals(kernel("flash")(spec).kernel, "flash");
     b.release(q), b.release(other);
+  },
+});
+
+Deno.test({
+  name: "webgpu GQA equals MHA with repeated KV heads (packed and unpacked rows)",
+  ignore,
+  fn: () => assertGqaEqualsRepeatedKv(gpu!, 8),
+});
+
+Deno.test({
+  name: "webgpu hardware flash tile (64x64, 256 invocations) equals the oracle",
+  ignore,
+  fn: async () => {
+    // The software adapter defaults to 16x16 tiles; this runs the GPU tile's code path too.
+    const big = await createWebGpuBackend({ flashTile: { q: 64, kv: 64 } });
+    try {
+      const shape = {
+        batch: 2,
+        heads: 4,
+        kvHeads: 2,
+        qLen: 45,
+        kvLen: 70,
+        headDim: 24,
+        valueDim: 24,
+      };
+      for (const m of [undefined, causalCase]) {
+        const data = problemData(shape, 3);
+        const c = oracleCase(shape, data, 1 / Math.sqrt(24), m);
+        const ref = oracle(c);
+        const got = await runProblem(big, shape, data, { mask: m, family: "flash", lse: true });
+        assertLessOrEqual(maxAbsError(got.out, ref.out), tolerance(c, ref), `mask ${m?.name}`);
+        assertLessOrEqual(maxAbsError(got.lse!, ref.lse), 1e-4, `lse, mask ${m?.name}`);
+      }
+    } finally {
+      big.dispose();
+    }
   },
 });

@@ -84,22 +84,32 @@ Deno.test("mask() is idempotent and and/or commute on every element", () => {
   );
 });
 
-Deno.test("classifyBlocks() agrees with evaluate() on every element, exactly for causal and window", () => {
+Deno.test("classifyBlocks() agrees with evaluate() on every element (packed rows too), exactly for causal and window", () => {
   fc.assert(fc.property(
     maskCase,
     fc.integer({ min: 1, max: 60 }),
     fc.integer({ min: 1, max: 60 }),
     fc.integer({ min: 1, max: 9 }),
     fc.integer({ min: 1, max: 9 }),
-    (m, qLen, kvLen, tileQ, tileKv) => {
-      const layout = classifyBlocks(m.expr, { qLen, kvLen, batch: 2, heads: 3, tileQ, tileKv });
+    fc.integer({ min: 1, max: 3 }),
+    (m, qLen, kvLen, tileQ, tileKv, pack) => {
+      const layout = classifyBlocks(m.expr, {
+        qLen,
+        kvLen,
+        batch: 2,
+        heads: 3,
+        tileQ,
+        tileKv,
+        pack,
+      });
       const exact = m.name === "causal" || m.name.startsWith("window");
       for (let row = 0; row < layout.rows; row++) {
         for (let col = 0; col < layout.cols; col++) {
           let seen = 0, total = 0;
           for (let b = 0; b < 2; b++) {
             for (let hh = 0; hh < 3; hh++) {
-              for (let i = row * tileQ; i < Math.min(qLen, (row + 1) * tileQ); i++) {
+              for (let f = row * tileQ; f < Math.min(qLen * pack, (row + 1) * tileQ); f++) {
+                const i = Math.floor(f / pack);
                 for (let j = col * tileKv; j < Math.min(kvLen, (col + 1) * tileKv); j++) {
                   total++;
                   if (evaluate(m.expr, { b, h: hh, qIdx: i, kvIdx: j, qLen, kvLen })) seen++;

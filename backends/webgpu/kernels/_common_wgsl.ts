@@ -34,7 +34,7 @@ export const PARAM_FIELDS = [
   "v_sd",
   "head_dim",
   "value_dim",
-  "pad0",
+  "pack",
   "pad1",
   "pad2",
 ] as const;

@@ -1,17 +1,22 @@
 /**
- * The flash-attention kernel template. One workgroup of 256 invocations (16×16) owns a tile of
- * `BQ = 64` query rows of one head and streams key tiles of `BK = 64`:
+ * The flash-attention kernel template. A workgroup of `(tile.q/4) × (tile.kv/4)` invocations owns
+ * `tile.q` query rows and streams key tiles of `tile.kv` rows:
  *
- * - S = Q·Kᵀ: each invocation accumulates a 4×4 register block, the head dimension streamed
- *   through workgroup memory in chunks of `DK` (Q pre-scaled on load);
- * - online softmax in f32: tile row maxima reduced across the 16 invocations sharing rows;
- * - O += P·V: each invocation keeps 4 rows × `4·DC` columns of O in registers; P goes through
- *   workgroup memory transposed, V in chunks of `KC` keys.
+ * - S = Q·Kᵀ: each invocation accumulates a 4×4 block in four `vec4` registers; the head
+ *   dimension streams through workgroup memory in chunks of `dk` (Q pre-scaled on load), read as
+ *   `vec4`s so one load feeds four rows or four keys;
+ * - online softmax in f32, the rows' maxima reduced as `vec4`s across the invocations of a row;
+ * - O += P·V: each invocation keeps 4 rows × `dc` `vec4` columns of O in named registers; P goes
+ *   through workgroup memory transposed, V in chunks of `kc` keys.
  *
+ * The register blocks are unrolled by the generator, so no private array is indexed at run time.
+ * With grouped heads the workgroup's rows interleave the group's query heads (row
+ * `f = qIdx·pack + head-in-group`), so each K/V tile is read once for the whole group.
  * Empty tiles (from the plan's block layout) are skipped; `mask_mod` runs on partial tiles only.
  * @module
  */
 import type { Expr } from "../../../core/expr.ts";
+import type { TileShape } from "../../../core/spec.ts";
 import type { DType } from "../../../core/tensor_desc.ts";
 import { inputsWgsl, modifiersWgsl, NEG_INF_WGSL, NEG_WGSL, paramsWgsl } from "./_common_wgsl.ts";
 
@@ -20,204 +25,233 @@ export interface FlashParams {
   readonly headDim: number;
   readonly valueDim: number;
   readonly dtype: DType;
+  /** Query rows × key rows per workgroup; both multiples of 4. */
+  readonly tile: TileShape;
   /** Head-dimension chunk streamed through workgroup memory. */
   readonly dk: number;
   readonly mask?: Expr;
   readonly scoreMod?: Expr;
 }
 
-/** Query rows and key rows per workgroup tile. */
-export const FLASH_TILE = Object.freeze({ q: 64, kv: 64 });
-
-/** Workgroup bytes the kernel declares for a chunk size and value dim. */
-export function flashWorkgroupBytes(dk: number): number {
-  return 4 * (2 * dk * 64 + 64 * 64) + 16;
+/** Invocations per workgroup for a tile: one per 4×4 block of scores. */
+export function flashThreads(tile: TileShape): number {
+  return (tile.q / 4) * (tile.kv / 4);
 }
+
+/** Workgroup bytes the kernel declares for a tile and head-dimension chunk. */
+export function flashWorkgroupBytes(tile: TileShape, dk: number): number {
+  return 4 * (dk * (tile.q + tile.kv) + tile.q * tile.kv) + 4;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const ROWS = range(4);
+const XYZW = ["x", "y", "z", "w"];
 
 /** WGSL source of a flash kernel. */
 export function flashWgsl(params: FlashParams): string {
-  const { valueDim: DV, dk: DK } = params;
-  const DC = Math.ceil(DV / 64);
-  const DVP = DC * 64;
-  const KC = Math.min(64, 2 ** Math.floor(Math.log2((2 * DK * 64) / DVP)));
-  const mask = params.mask !== undefined;
-  const mod = params.scoreMod !== undefined;
+  const { valueDim: DV, dk: DK, tile } = params;
+  const TQ = tile.q / 4, TK = tile.kv / 4;
+  const DC = Math.max(1, Math.ceil(DV / (4 * TK)));
+  const DVP4 = DC * TK;
+  const shared4 = (DK * (tile.q + tile.kv)) / 4;
+  const KC = Math.min(tile.kv, 2 ** Math.floor(Math.log2(shared4 / DVP4)));
+  const cols = range(DC);
+  const acc = (r: number, i: number) => `o${r}_${i}`;
+  const modCall = (fn: string, x: string) =>
+    `${fn}(i32(b), i32(hr[r]), i32(qr[r]), i32(kv_idx), i32(p.q_len), i32(p.kv_len), ${x})`;
+  const elementwise = (r: number) =>
+    range(4).map((c) => {
+      const x = `s${r}.${XYZW[c]}`;
+      return `{
+        let kv_idx = k0 + tx * 4u + ${c}u;
+        var x = ${x};${params.scoreMod ? `\n        x = ${modCall("score_mod", "x")};` : ""}
+        if (check) {
+          var ok = kv_idx < p.kv_len && rows_ok[r];${
+        params.mask ? `\n          ok = ok && ${modCall("mask_mod", "0.0")};` : ""
+      }
+          if (!ok) { x = NEG; }
+        }
+        ${x} = x;
+      }`.replaceAll("[r]", `[${r}]`);
+    }).join("\n      ");
   return `${paramsWgsl()}${inputsWgsl(params.dtype)}
 @group(0) @binding(4) var<storage, read> kinds: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out_buf: array<f32>;
 @group(0) @binding(6) var<storage, read_write> lse_buf: array<f32>;
 ${modifiersWgsl(params.mask, params.scoreMod)}${NEG_WGSL}
-const BQ: u32 = 64u;
-const BK: u32 = 64u;
+const BQ: u32 = ${tile.q}u;
+const BK: u32 = ${tile.kv}u;
+const BQ4: u32 = ${TQ}u;
+const BK4: u32 = ${TK}u;
 const DK: u32 = ${DK}u;
-const DC: u32 = ${DC}u;
-const DVP: u32 = ${DVP}u;
+const DVP4: u32 = ${DVP4}u;
 const KC: u32 = ${KC}u;
+const THREADS: u32 = ${TQ * TK}u;
 
-// Q chunk then K chunk (as [d][row]), reused for V chunks ([key][d]) and row reductions.
-var<workgroup> qk: array<f32, ${2 * DK * 64}>;
-// P transposed: [key][row].
-var<workgroup> ps: array<vec4<f32>, ${(64 * 64) / 4}>;
+// Q chunk [d][row/4] then K chunk [d][key/4]; reused for V chunks [key][d/4] and row reductions.
+var<workgroup> sh: array<vec4<f32>, ${shared4}>;
+// P transposed: [key][row/4].
+var<workgroup> ps: array<vec4<f32>, ${(tile.q * tile.kv) / 4}>;
 var<workgroup> tile_kind: u32;
 
-fn wg_put(i: u32, x: f32) { qk[i] = x; }
-fn wg_get(i: u32) -> f32 { return qk[i]; }
-fn wg_vec4(i: u32) -> vec4<f32> { return vec4<f32>(qk[i], qk[i + 1u], qk[i + 2u], qk[i + 3u]); }
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(${TQ * TK})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row_tile = wg.x;
-  let bh = wg.y + p.head_base;
-  let b = bh / p.heads;
-  let h = bh % p.heads;
-  let kvh = h / p.group;
+  let unit = wg.y + p.head_base;
+  let units = p.heads / p.pack;
+  let b = unit / units;
+  let u = unit % units;
+  let kvh = (u * p.pack) / p.group;
   let D = p.head_dim;
   let DV = p.value_dim;
-  let kv_heads = p.heads / p.group;
-  let tx = lid & 15u;
-  let ty = lid >> 4u;
-  let q0 = row_tile * BQ;
-  let q_base = p.q_off + b * p.q_sb + h * p.q_sh;
+  let row_count = p.q_len * p.pack;
+  let tx = lid % BK4;
+  let ty = lid / BK4;
+  let f0 = row_tile * BQ;
   let k_base = p.k_off + b * p.k_sb + kvh * p.k_sh;
   let v_base = p.v_off + b * p.v_sb + kvh * p.v_sh;
-  _ = kv_heads;
 
-  var m = array<f32, 4>(NEG, NEG, NEG, NEG);
-  var l = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
-  var acc: array<vec4<f32>, ${4 * DC}>;
+  // This invocation's four rows: head and query index.
+  var hr: array<u32, 4>;
+  var qr: array<u32, 4>;
+  var rows_ok: array<bool, 4>;
+  ${
+    ROWS.map((r) =>
+      `{ let f = f0 + ty * 4u + ${r}u; hr[${r}] = u * p.pack + f % p.pack; qr[${r}] = f / p.pack; rows_ok[${r}] = f < row_count; }`
+    ).join("\n  ")
+  }
+
+  var m = vec4<f32>(NEG);
+  var l = vec4<f32>(0.0);
+  ${ROWS.flatMap((r) => cols.map((i) => `var ${acc(r, i)} = vec4<f32>(0.0);`)).join("\n  ")}
 
   for (var col = 0u; col < p.cols; col++) {
     if (lid == 0u) { tile_kind = kinds[row_tile * p.cols + col]; }
     let kind = workgroupUniformLoad(&tile_kind);
     if (kind == 0u) { continue; }
     let k0 = col * BK;
-    let check = kind == 1u || k0 + BK > p.kv_len;
+    let check = kind == 1u || k0 + BK > p.kv_len || f0 + BQ > row_count;
 
-    var s = array<vec4<f32>, 4>();
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
     for (var dc = 0u; dc < D; dc += DK) {
       workgroupBarrier();
-      for (var e = lid; e < DK * BQ; e += 256u) {
+      for (var e = lid; e < DK * (BQ4 + BK4); e += THREADS) {
         let d = e % DK;
-        let r = e / DK;
-        var x = 0.0;
-        if (q0 + r < p.q_len && dc + d < D) {
-          x = load_q(q_base + (q0 + r) * p.q_sn + (dc + d) * p.q_sd) * p.scale;
+        let slot = e / DK;
+        var x = vec4<f32>(0.0);
+        if (dc + d < D) {
+          if (slot < BQ4) {
+            for (var c = 0u; c < 4u; c++) {
+              let f = f0 + slot * 4u + c;
+              if (f < row_count) {
+                let h = u * p.pack + f % p.pack;
+                x[c] = load_q(p.q_off + b * p.q_sb + h * p.q_sh + (f / p.pack) * p.q_sn +
+                  (dc + d) * p.q_sd) * p.scale;
+              }
+            }
+          } else {
+            for (var c = 0u; c < 4u; c++) {
+              let key = k0 + (slot - BQ4) * 4u + c;
+              if (key < p.kv_len) { x[c] = load_k(k_base + key * p.k_sn + (dc + d) * p.k_sd); }
+            }
+          }
         }
-        wg_put(d * BQ + r, x);
-        var y = 0.0;
-        if (k0 + r < p.kv_len && dc + d < D) {
-          y = load_k(k_base + (k0 + r) * p.k_sn + (dc + d) * p.k_sd);
-        }
-        wg_put(DK * BQ + d * BK + r, y);
+        sh[select(DK * BQ4 + d * BK4 + slot - BQ4, d * BQ4 + slot, slot < BQ4)] = x;
       }
       workgroupBarrier();
       for (var d = 0u; d < DK; d++) {
-        let a = wg_vec4(d * BQ + ty * 4u);
-        let kk = wg_vec4(DK * BQ + d * BK + tx * 4u);
-        s[0] += a.x * kk;
-        s[1] += a.y * kk;
-        s[2] += a.z * kk;
-        s[3] += a.w * kk;
+        let a = sh[d * BQ4 + ty];
+        let kk = sh[DK * BQ4 + d * BK4 + tx];
+        s0 += a.x * kk;
+        s1 += a.y * kk;
+        s2 += a.z * kk;
+        s3 += a.w * kk;
       }
     }
 
-    var tile_max = array<f32, 4>(NEG, NEG, NEG, NEG);
-    for (var r = 0u; r < 4u; r++) {
-      let q_idx = q0 + ty * 4u + r;
-      for (var c = 0u; c < 4u; c++) {
-        let kv_idx = k0 + tx * 4u + c;
-        var x = s[r][c];
-        ${
-    mod
-      ? "x = score_mod(i32(b), i32(h), i32(q_idx), i32(kv_idx), i32(p.q_len), i32(p.kv_len), x);"
-      : ""
-  }
-        if (check) {
-          var ok = kv_idx < p.kv_len;
-          ${
-    mask
-      ? "ok = ok && mask_mod(i32(b), i32(h), i32(q_idx), i32(kv_idx), i32(p.q_len), i32(p.kv_len), 0.0);"
-      : ""
-  }
-          if (!ok) { x = NEG; }
-        }
-        s[r][c] = x;
-        tile_max[r] = max(tile_max[r], x);
-      }
-    }
+    ${ROWS.map(elementwise).join("\n    ")}
     workgroupBarrier();
-    for (var r = 0u; r < 4u; r++) { wg_put((ty * 4u + r) * 16u + tx, tile_max[r]); }
+    sh[tx * BQ4 + ty] = vec4<f32>(${
+    ROWS.map((r) => `max(max(s${r}.x, s${r}.y), max(s${r}.z, s${r}.w))`).join(",\n      ")
+  });
     workgroupBarrier();
-    var alpha: array<f32, 4>;
-    for (var r = 0u; r < 4u; r++) {
-      var mx = m[r];
-      for (var t = 0u; t < 16u; t++) { mx = max(mx, wg_get((ty * 4u + r) * 16u + t)); }
-      alpha[r] = exp(m[r] - mx);
-      m[r] = mx;
-      var sum = 0.0;
-      for (var c = 0u; c < 4u; c++) {
-        let x = s[r][c];
-        let pr = select(0.0, exp(x - mx), x > NEG_HALF);
-        s[r][c] = pr;
-        sum += pr;
-      }
-      l[r] = l[r] * alpha[r] + sum;
-    }
-    for (var c = 0u; c < 4u; c++) {
-      ps[(tx * 4u + c) * (BQ / 4u) + ty] = vec4<f32>(s[0][c], s[1][c], s[2][c], s[3][c]);
-    }
-    for (var i = 0u; i < DC; i++) {
-      acc[i] *= alpha[0];
-      acc[DC + i] *= alpha[1];
-      acc[2u * DC + i] *= alpha[2];
-      acc[3u * DC + i] *= alpha[3];
-    }
+    var mx = m;
+    for (var t = 0u; t < BK4; t++) { mx = max(mx, sh[t * BQ4 + ty]); }
+    let alpha = exp(m - mx);
+    m = mx;
+    ${
+    ROWS.map((r) =>
+      `s${r} = select(vec4<f32>(0.0), exp(s${r} - mx.${XYZW[r]}), s${r} > vec4<f32>(NEG_HALF));`
+    ).join("\n    ")
+  }
+    l = l * alpha + vec4<f32>(${ROWS.map((r) => `dot(s${r}, vec4<f32>(1.0))`).join(", ")});
+    ${
+    range(4).map((c) =>
+      `ps[(tx * 4u + ${c}u) * BQ4 + ty] = vec4<f32>(${
+        ROWS.map((r) => `s${r}.${XYZW[c]}`).join(", ")
+      });`
+    ).join("\n    ")
+  }
+    ${ROWS.flatMap((r) => cols.map((i) => `${acc(r, i)} *= alpha.${XYZW[r]};`)).join("\n    ")}
     for (var kc = 0u; kc < BK; kc += KC) {
       workgroupBarrier();
-      for (var e = lid; e < KC * DVP; e += 256u) {
-        let key = e / DVP;
-        let d = e % DVP;
-        var x = 0.0;
-        if (k0 + kc + key < p.kv_len && d < DV) {
-          x = load_v(v_base + (k0 + kc + key) * p.v_sn + d * p.v_sd);
+      for (var e = lid; e < KC * DVP4; e += THREADS) {
+        let key = k0 + kc + e / DVP4;
+        let d0 = (e % DVP4) * 4u;
+        var x = vec4<f32>(0.0);
+        if (key < p.kv_len) {
+          for (var c = 0u; c < 4u; c++) {
+            if (d0 + c < DV) { x[c] = load_v(v_base + key * p.v_sn + (d0 + c) * p.v_sd); }
+          }
         }
-        wg_put(e, x);
+        sh[e] = x;
       }
       workgroupBarrier();
       for (var key = 0u; key < KC; key++) {
-        let pv = ps[(kc + key) * (BQ / 4u) + ty];
-        for (var i = 0u; i < DC; i++) {
-          let vv = wg_vec4(key * DVP + (tx + 16u * i) * 4u);
-          acc[i] += pv.x * vv;
-          acc[DC + i] += pv.y * vv;
-          acc[2u * DC + i] += pv.z * vv;
-          acc[3u * DC + i] += pv.w * vv;
-        }
+        let pv = ps[(kc + key) * BQ4 + ty];
+        ${
+    cols.map((i) =>
+      `{
+          let vv = sh[key * DVP4 + tx + ${i * TK}u];
+          ${ROWS.map((r) => `${acc(r, i)} += pv.${XYZW[r]} * vv;`).join("\n          ")}
+        }`
+    ).join("\n        ")
+  }
       }
     }
   }
 
   workgroupBarrier();
-  for (var r = 0u; r < 4u; r++) { wg_put((ty * 4u + r) * 16u + tx, l[r]); }
+  sh[tx * BQ4 + ty] = l;
   workgroupBarrier();
-  for (var r = 0u; r < 4u; r++) {
-    let q_idx = q0 + ty * 4u + r;
-    if (q_idx >= p.q_len) { continue; }
-    var total = 0.0;
-    for (var t = 0u; t < 16u; t++) { total += wg_get((ty * 4u + r) * 16u + t); }
-    let inv = select(0.0, 1.0 / total, total > 0.0);
-    let o = (bh * p.q_len + q_idx) * DV;
-    for (var i = 0u; i < DC; i++) {
-      let v = acc[r * DC + i] * inv;
-      let d0 = (tx + 16u * i) * 4u;
+  var total = vec4<f32>(0.0);
+  for (var t = 0u; t < BK4; t++) { total += sh[t * BQ4 + ty]; }
+  let inv = select(vec4<f32>(0.0), 1.0 / total, total > vec4<f32>(0.0));
+  ${
+    ROWS.map((r) =>
+      `if (rows_ok[${r}]) {
+    let row = (b * p.heads + hr[${r}]) * p.q_len + qr[${r}];
+    let o = row * DV;
+    ${
+        cols.map((i) =>
+          `{
+      let v = ${acc(r, i)} * inv.${XYZW[r]};
+      let d0 = (tx + ${i * TK}u) * 4u;
       for (var c = 0u; c < 4u; c++) {
         if (d0 + c < DV) { out_buf[o + d0 + c] = v[c]; }
       }
-    }
+    }`
+        ).join("\n    ")
+      }
     if (tx == 0u) {
-      lse_buf[min(bh * p.q_len + q_idx, arrayLength(&lse_buf) - 1u)] =
-        select(${NEG_INF_WGSL}, m[r] + log(total), total > 0.0);
+      lse_buf[min(row, arrayLength(&lse_buf) - 1u)] =
+        select(${NEG_INF_WGSL}, m.${XYZW[r]} + log(total.${XYZW[r]}), total.${XYZW[r]} > 0.0);
     }
+  }`
+    ).join("\n  ")
   }
 }
 `;
