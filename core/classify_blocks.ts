@@ -7,7 +7,9 @@
 import { type Expr, typeOf } from "./expr.ts";
 
 /** Tile kinds, in the order kernels read them. */
-export const BlockKind = Object.freeze({ empty: 0, partial: 1, full: 2 } as const);
+export const BlockKind: Readonly<{ empty: 0; partial: 1; full: 2 }> = Object.freeze(
+  { empty: 0, partial: 1, full: 2 } as const,
+);
 /** A tile kind: 0 empty, 1 partial, 2 full. */
 export type BlockKind = typeof BlockKind[keyof typeof BlockKind];
 
@@ -49,8 +51,10 @@ export interface ClassifyOptions {
   readonly pack?: number;
 }
 
-type Interval = readonly [number, number];
-type Bounds = Record<string, Interval>;
+/** A closed interval `[lo, hi]`; bools are intervals within `[0, 1]`. */
+export type Interval = readonly [number, number];
+/** Intervals of the variables an Expr reads (`b`, `h`, `qIdx`, `kvIdx`, `qLen`, `kvLen`). */
+export type Bounds = Record<string, Interval>;
 
 const UNKNOWN: Interval = [-Infinity, Infinity];
 const BOOL_UNKNOWN: Interval = [0, 1];

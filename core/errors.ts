@@ -21,6 +21,8 @@ export class UnsupportedSpecError extends Error {
   readonly field: string;
 
   /**
+   * Builds the message from the backend, field and value.
+   *
    * @param backend Name of the backend that refused.
    * @param field The offending spec field.
    * @param value The offending value, shown in the message.
@@ -49,6 +51,8 @@ export class UnsupportedSpecError extends Error {
  */
 export class OutOfBlocksError extends Error {
   /**
+   * Builds the message from the counts.
+   *
    * @param needed Blocks the operation needed.
    * @param free Blocks that were free.
    */

@@ -26,6 +26,7 @@ import type { Backend, RunInputs, RunOutputs, Tensor } from "../backend.ts";
 import { checkOwner, checkRunInputs, checkTensorData } from "../_check_inputs.ts";
 import { gatherStrided } from "../_strided.ts";
 import { BufferPool, type PoolStats } from "./_buffer_pool.ts";
+export type { PoolStats } from "./_buffer_pool.ts";
 import { acquireDevice, assertAlive, type GpuContext } from "./_device.ts";
 import { encodeAttention } from "./_encode.ts";
 import { PipelineCache } from "./_pipelines.ts";
