@@ -3,7 +3,7 @@
  * The 4096 cases are single runs; they take tens of seconds each.
  * @module
  */
-import { attention, kernel, tile } from "../core/mod.ts";
+import { attention, kernel } from "../core/mod.ts";
 import { createCpuBackend } from "../backends/cpu/mod.ts";
 
 const cpu = createCpuBackend();
@@ -13,7 +13,7 @@ for (const n of [256, 1024, 4096]) {
   const data = Float32Array.from({ length: heads * n * dim }, (_, i) => Math.sin(i * 0.37));
   const x = cpu.tensor(data, [1, heads, n, dim]);
   const spec = attention(x, x, x);
-  const flash = cpu.plan(tile({ q: 32, kv: 64 })(spec));
+  const flash = cpu.plan(kernel("flash")(spec));
   const materialized = cpu.plan(kernel("materialized")(spec));
   const options = n >= 4096 ? { n: 1, warmup: 0 } : n >= 1024 ? { n: 3, warmup: 1 } : {};
   const group = `N=${n}`;

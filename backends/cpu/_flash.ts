@@ -45,14 +45,14 @@ export function runFlash(ctx: KernelContext): void {
             let sum = rowSum[r] * rescale;
             const a = r * valueDim;
             for (let d = 0; d < valueDim; d++) acc[a + d] *= rescale;
-            for (let j = j0; j < j1; j++) {
-              const p = Math.exp(scores[j - j0] - newMax);
-              if (p === 0) continue;
+            const count = j1 - j0;
+            for (let t = 0; t < count; t++) {
+              const p = Math.exp(scores[t] - newMax);
+              scores[t] = p;
               sum += p;
-              const vj = j * valueDim;
-              for (let d = 0; d < valueDim; d++) acc[a + d] += p * values[vj + d];
             }
             rowSum[r] = sum;
+            accumulateRow(acc, a, scores, count, values, j0 * valueDim, valueDim);
           }
         }
         for (let i = i0; i < i1; i++) {
@@ -67,5 +67,33 @@ export function runFlash(ctx: KernelContext): void {
         }
       }
     }
+  }
+}
+
+/**
+ * `acc[a..a+dv) += Σ_t p[t] · values[row j0+t]`, four keys per pass so each accumulator is
+ * loaded and stored once per four products.
+ */
+function accumulateRow(
+  acc: Float64Array,
+  a: number,
+  p: Float64Array,
+  count: number,
+  values: Float32Array,
+  v0: number,
+  dv: number,
+): void {
+  let t = 0;
+  for (; t + 3 < count; t += 4) {
+    const p0 = p[t], p1 = p[t + 1], p2 = p[t + 2], p3 = p[t + 3];
+    const r0 = v0 + t * dv, r1 = r0 + dv, r2 = r1 + dv, r3 = r2 + dv;
+    for (let d = 0; d < dv; d++) {
+      acc[a + d] += p0 * values[r0 + d] + p1 * values[r1 + d] + p2 * values[r2 + d] +
+        p3 * values[r3 + d];
+    }
+  }
+  for (; t < count; t++) {
+    const pt = p[t], r = v0 + t * dv;
+    for (let d = 0; d < dv; d++) acc[a + d] += pt * values[r + d];
   }
 }

@@ -69,10 +69,17 @@ export function scoreAt(
     env.qIdx = i, env.kvIdx = j;
     if (!ctx.mask(env)) return -Infinity;
   }
-  let dot = 0;
   const qi = i * dim, kj = j * dim;
-  for (let d = 0; d < dim; d++) dot += q[qi + d] * k[kj + d];
-  const s = dot * ctx.plan.scale;
+  // Four partial sums: independent chains the JIT can overlap.
+  let d0 = 0, d1 = 0, d2 = 0, d3 = 0, d = 0;
+  for (; d + 3 < dim; d += 4) {
+    d0 += q[qi + d] * k[kj + d];
+    d1 += q[qi + d + 1] * k[kj + d + 1];
+    d2 += q[qi + d + 2] * k[kj + d + 2];
+    d3 += q[qi + d + 3] * k[kj + d + 3];
+  }
+  for (; d < dim; d++) d0 += q[qi + d] * k[kj + d];
+  const s = (d0 + d1 + d2 + d3) * ctx.plan.scale;
   if (!ctx.scoreMod) return s;
   env.qIdx = i, env.kvIdx = j, env.score = s;
   return ctx.scoreMod(env);

@@ -38,7 +38,7 @@ export const cpuCaps: BackendCaps = Object.freeze({
   backend: "cpu",
   families: Object.freeze(["materialized", "flash"] as const),
   dtypes: Object.freeze(["f32", "f16"] as const),
-  flashTiles: Object.freeze([{ maxHeadDim: Infinity, tile: Object.freeze({ q: 32, kv: 64 }) }]),
+  flashTiles: Object.freeze([{ maxHeadDim: Infinity, tile: Object.freeze({ q: 16, kv: 128 }) }]),
   anyTile: true,
   maxHeadDim: Infinity,
   materializeUpTo: 64 * 64,

@@ -26,8 +26,8 @@ export interface EncodeRequest {
   readonly pipelines: PipelineCache;
   readonly plan: KernelPlan;
   readonly layout: BlockLayout;
-  /** Head-dimension chunk of the flash kernel (for the plan's tile). */
-  readonly dk: number;
+  /** Flash kernel shape: head-dimension chunk and keys per invocation. */
+  readonly flash: { readonly dk: number; readonly keysPerThread: 4 | 8 };
   readonly inputs: { readonly q: GPUBuffer; readonly k: GPUBuffer; readonly v: GPUBuffer };
 }
 
@@ -76,7 +76,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
     ? {
       flash: await req.pipelines.get(
         `flash: ${label}`,
-        flashWgsl({ ...materialized, tile: plan.tile, dk: req.dk }),
+        flashWgsl({ ...materialized, ...req.flash, tile: plan.tile }),
       ),
     }
     : {

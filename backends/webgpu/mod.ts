@@ -67,32 +67,73 @@ function bufferOf(t: Tensor): GPUBuffer {
 /** Options of `createWebGpuBackend`. */
 export interface WebGpuOptions {
   /**
-   * Flash tile (query rows × key rows, multiples of 4). Default: 64×64 on hardware adapters;
-   * 16×16 on software fallbacks, whose shader JIT grows with the unrolled register blocks.
+   * Flash tile (query rows × key rows, multiples of 4). Default: the largest of 128×64, 64×64,
+   * 32×32 the device's workgroup limits allow; 16×16 on software fallbacks.
    */
   readonly flashTile?: TileShape;
+  /** Keys per flash invocation (4 or 8). Default 4: more invocations hide latency better. */
+  readonly flashKeysPerThread?: 4 | 8;
 }
 
 const DK_CHOICES = [32, 16, 8, 4];
 
-/** Largest head-dimension chunk whose flash kernel fits the workgroup storage limit. */
-function flashChunk(limits: GPUSupportedLimits, tile: TileShape): number | undefined {
+/**
+ * Largest head-dimension chunk whose flash kernel fits the workgroup storage limit and prefetches
+ * at most four `vec4`s of Q and K per invocation.
+ */
+function flashChunk(
+  limits: GPUSupportedLimits,
+  tile: TileShape,
+  keysPerThread: number,
+): number | undefined {
+  const threads = flashThreads(tile, keysPerThread);
   return DK_CHOICES.find((dk) =>
+    flashWorkgroupBytes(tile, dk) <= limits.maxComputeWorkgroupStorageSize &&
+    (dk * (tile.q + tile.kv)) / 4 <= 4 * threads
+  ) ?? DK_CHOICES.find((dk) =>
     flashWorkgroupBytes(tile, dk) <= limits.maxComputeWorkgroupStorageSize
   );
+}
+
+/** Flash tiles by preference: measured fastest first (bench/RESULTS.md). */
+const HARDWARE_TILES: readonly TileShape[] = [
+  { q: 128, kv: 64 },
+  { q: 64, kv: 64 },
+  { q: 32, kv: 32 },
+  { q: 16, kv: 16 },
+];
+
+/**
+ * The first preferred tile the device runs; 16×16 on software fallbacks, whose shader JIT time
+ * grows with the invocations and unrolled register blocks.
+ */
+function defaultFlashTile(
+  limits: GPUSupportedLimits,
+  fallback: boolean,
+  keysPerThread: number,
+): TileShape {
+  const fits = (t: TileShape) =>
+    flashThreads(t, keysPerThread) <= limits.maxComputeInvocationsPerWorkgroup &&
+    flashChunk(limits, t, keysPerThread) !== undefined;
+  if (fallback) return { q: 16, kv: 16 };
+  return HARDWARE_TILES.find(fits) ?? { q: 16, kv: 16 };
 }
 
 /**
  * Capabilities for a device's limits and flash tile.
  * @throws {RangeError} If the tile is not a pair of multiples of 4 the device can run.
  */
-export function webGpuCaps(limits: GPUSupportedLimits, tile: TileShape): BackendCaps {
-  const fits = tile.q % 4 === 0 && tile.kv % 4 === 0 && tile.q > 0 && tile.kv > 0 &&
-    flashThreads(tile) <= limits.maxComputeInvocationsPerWorkgroup &&
-    flashChunk(limits, tile) !== undefined;
+export function webGpuCaps(
+  limits: GPUSupportedLimits,
+  tile: TileShape,
+  keysPerThread: 4 | 8 = 4,
+): BackendCaps {
+  const fits = tile.q % 4 === 0 && tile.kv % keysPerThread === 0 && tile.q > 0 && tile.kv > 0 &&
+    flashThreads(tile, keysPerThread) <= limits.maxComputeInvocationsPerWorkgroup &&
+    flashChunk(limits, tile, keysPerThread) !== undefined;
   if (!fits) {
     throw new RangeError(
-      `Cannot create WebGPU backend: flashTile must be multiples of 4 within the device's workgroup limits, current value is ${tile.q}x${tile.kv}`,
+      `Cannot create WebGPU backend: flashTile must be multiples of 4 (key rows of flashKeysPerThread) within the device's workgroup limits, current value is ${tile.q}x${tile.kv}/${keysPerThread}`,
     );
   }
   return Object.freeze({
@@ -125,15 +166,16 @@ export function webGpuCaps(limits: GPUSupportedLimits, tile: TileShape): Backend
 export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<WebGpuBackend> {
   const ctx: GpuContext = await acquireDevice();
   const { device } = ctx;
-  const tile = options.flashTile ?? (ctx.fallback ? { q: 16, kv: 16 } : { q: 64, kv: 64 });
+  const keysPerThread = options.flashKeysPerThread ?? 4;
+  const tile = options.flashTile ?? defaultFlashTile(device.limits, ctx.fallback, keysPerThread);
   let caps: BackendCaps;
   try {
-    caps = webGpuCaps(device.limits, tile);
+    caps = webGpuCaps(device.limits, tile, keysPerThread);
   } catch (e) {
     device.destroy();
     throw e;
   }
-  const dk = flashChunk(device.limits, tile)!;
+  const flash = { dk: flashChunk(device.limits, tile, keysPerThread)!, keysPerThread };
   const pool = new BufferPool(device, device.limits.maxBufferSize);
   const pipelines = new PipelineCache(device);
 
@@ -195,7 +237,7 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
         pipelines,
         plan,
         layout: planLayout(plan),
-        dk,
+        flash,
         inputs: { q: bufferOf(io.q), k: bufferOf(io.k), v: bufferOf(io.v) },
       });
       return {

@@ -2,7 +2,8 @@
  * The flash-attention kernel template. A workgroup of `(tile.q/4) × (tile.kv/4)` invocations owns
  * `tile.q` query rows and streams key tiles of `tile.kv` rows:
  *
- * - S = Q·Kᵀ: each invocation accumulates a 4×4 block in four `vec4` registers; the head
+ * - S = Q·Kᵀ: each invocation accumulates 4 rows × 4 keys (keys `tx + c·tile.kv/4`, so
+ *   stores of P are bank-conflict free) in four `vec4` registers; the head
  *   dimension streams through workgroup memory in chunks of `dk` (Q pre-scaled on load), read as
  *   `vec4`s so one load feeds four rows or four keys;
  * - online softmax in f32, the rows' maxima reduced as `vec4`s across the invocations of a row;
@@ -27,20 +28,23 @@ export interface FlashParams {
   readonly dtype: DType;
   /** Query rows × key rows per workgroup; both multiples of 4. */
   readonly tile: TileShape;
+  /** Keys per invocation: 4, or 8 for half the invocations and twice the work each. */
+  readonly keysPerThread: 4 | 8;
   /** Head-dimension chunk streamed through workgroup memory. */
   readonly dk: number;
   readonly mask?: Expr;
   readonly scoreMod?: Expr;
 }
 
-/** Invocations per workgroup for a tile: one per 4×4 block of scores. */
-export function flashThreads(tile: TileShape): number {
-  return (tile.q / 4) * (tile.kv / 4);
+/** Invocations per workgroup for a tile: one per 4 rows × `keysPerThread` keys of scores. */
+export function flashThreads(tile: TileShape, keysPerThread: number): number {
+  return (tile.q / 4) * (tile.kv / keysPerThread);
 }
 
 /** Workgroup bytes the kernel declares for a tile and head-dimension chunk. */
 export function flashWorkgroupBytes(tile: TileShape, dk: number): number {
-  return 4 * (dk * (tile.q + tile.kv) + tile.q * tile.kv) + 4;
+  const [bq4, bk4] = [tile.q / 4 + 1, tile.kv / 4 + 1];
+  return 16 * (dk * (bq4 + bk4) + tile.kv * bq4) + 4 * tile.q + 4;
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -50,20 +54,27 @@ const XYZW = ["x", "y", "z", "w"];
 /** WGSL source of a flash kernel. */
 export function flashWgsl(params: FlashParams): string {
   const { valueDim: DV, dk: DK, tile } = params;
-  const TQ = tile.q / 4, TK = tile.kv / 4;
+  const TQ = tile.q / 4, KSLOTS = tile.kv / 4, TK = tile.kv / params.keysPerThread;
+  const groups = range(params.keysPerThread / 4);
+  const sreg = (r: number, g: number) => `s${r}_${g}`;
   const DC = Math.max(1, Math.ceil(DV / (4 * TK)));
   const DVP4 = DC * TK;
-  const shared4 = (DK * (tile.q + tile.kv)) / 4;
+  const shared4 = DK * (TQ + 1 + KSLOTS + 1);
   const KC = Math.min(tile.kv, 2 ** Math.floor(Math.log2(shared4 / DVP4)));
   const cols = range(DC);
+  const THREADS = TQ * TK;
+  const qkItems = range(Math.ceil((DK * (TQ + KSLOTS)) / THREADS));
+  const vItems = range(Math.ceil((KC * DVP4) / THREADS));
+  const each = (items: number[], line: (j: number) => string) =>
+    items.map((j) => line(j)).join("\n      ");
   const acc = (r: number, i: number) => `o${r}_${i}`;
   const modCall = (fn: string, x: string) =>
     `${fn}(i32(b), i32(hr[r]), i32(qr[r]), i32(kv_idx), i32(p.q_len), i32(p.kv_len), ${x})`;
   const elementwise = (r: number) =>
-    range(4).map((c) => {
-      const x = `s${r}.${XYZW[c]}`;
+    groups.flatMap((g) => range(4).map((c) => [g, c])).map(([g, c]) => {
+      const x = `${sreg(r, g)}.${XYZW[c]}`;
       return `{
-        let kv_idx = k0 + tx * 4u + ${c}u;
+        let kv_idx = k0 + tx + ${g * TK + c * KSLOTS}u;
         var x = ${x};${params.scoreMod ? `\n        x = ${modCall("score_mod", "x")};` : ""}
         if (check) {
           var ok = kv_idx < p.kv_len && rows_ok[r];${
@@ -82,17 +93,69 @@ ${modifiersWgsl(params.mask, params.scoreMod)}${NEG_WGSL}
 const BQ: u32 = ${tile.q}u;
 const BK: u32 = ${tile.kv}u;
 const BQ4: u32 = ${TQ}u;
-const BK4: u32 = ${TK}u;
+const BK4: u32 = ${KSLOTS}u;
+const TK: u32 = ${TK}u;
 const DK: u32 = ${DK}u;
 const DVP4: u32 = ${DVP4}u;
 const KC: u32 = ${KC}u;
 const THREADS: u32 = ${TQ * TK}u;
+// Row strides padded by one vec4 so that a quarter-warp's vec4 stores hit distinct banks.
+const QS: u32 = ${TQ + 1}u;
+const KS: u32 = ${KSLOTS + 1}u;
+const KOFF: u32 = ${DK * (TQ + 1)}u;
 
-// Q chunk [d][row/4] then K chunk [d][key/4]; reused for V chunks [key][d/4] and row reductions.
+// Q chunk [d][rows 4s..4s+3] then K chunk [d][keys s + BK4·c]; reused for V chunks [key][d/4]
+// and row reductions.
 var<workgroup> sh: array<vec4<f32>, ${shared4}>;
 // P transposed: [key][row/4].
-var<workgroup> ps: array<vec4<f32>, ${(tile.q * tile.kv) / 4}>;
+var<workgroup> ps: array<vec4<f32>, ${tile.kv * (TQ + 1)}>;
+// Element offset of each tile row's query (row f: head u·pack + f % pack, query f / pack).
+var<workgroup> q_rows: array<u32, ${tile.q}>;
 var<workgroup> tile_kind: u32;
+
+const QK_ITEMS: u32 = DK * (BQ4 + BK4);
+const V_ITEMS: u32 = KC * DVP4;
+
+// Item e of the Q/K chunk at dimensions [dc, dc + DK) for the key tile at k0: four rows or keys
+// at one dimension.
+fn qk_item(e: u32, dc: u32, k0: u32, k_base: u32) -> vec4<f32> {
+  let d = e % DK;
+  let slot = e / DK;
+  var x = vec4<f32>(0.0);
+  if (e < QK_ITEMS && dc + d < p.head_dim) {
+    if (slot < BQ4) {
+      for (var c = 0u; c < 4u; c++) {
+        let row = q_rows[slot * 4u + c];
+        if (row != 0xffffffffu) { x[c] = load_q(row + (dc + d) * p.q_sd) * p.scale; }
+      }
+    } else {
+      for (var c = 0u; c < 4u; c++) {
+        let key = k0 + slot - BQ4 + c * BK4;
+        if (key < p.kv_len) { x[c] = load_k(k_base + key * p.k_sn + (dc + d) * p.k_sd); }
+      }
+    }
+  }
+  return x;
+}
+
+fn qk_slot(e: u32) -> u32 {
+  let d = e % DK;
+  let slot = e / DK;
+  return select(KOFF + d * KS + slot - BQ4, d * QS + slot, slot < BQ4);
+}
+
+// Item e of the V chunk of KC keys from key0: four dimensions of one key.
+fn v_item(e: u32, key0: u32, v_base: u32) -> vec4<f32> {
+  let key = key0 + e / DVP4;
+  let d0 = (e % DVP4) * 4u;
+  var x = vec4<f32>(0.0);
+  if (e < V_ITEMS && key < p.kv_len) {
+    for (var c = 0u; c < 4u; c++) {
+      if (d0 + c < p.value_dim) { x[c] = load_v(v_base + key * p.v_sn + (d0 + c) * p.v_sd); }
+    }
+  }
+  return x;
+}
 
 @compute @workgroup_size(${TQ * TK})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -105,8 +168,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let D = p.head_dim;
   let DV = p.value_dim;
   let row_count = p.q_len * p.pack;
-  let tx = lid % BK4;
-  let ty = lid / BK4;
+  let tx = lid % TK;
+  let ty = lid / TK;
   let f0 = row_tile * BQ;
   let k_base = p.k_off + b * p.k_sb + kvh * p.k_sh;
   let v_base = p.v_off + b * p.v_sb + kvh * p.v_sh;
@@ -121,6 +184,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     ).join("\n  ")
   }
 
+  for (var r = lid; r < BQ; r += THREADS) {
+    let f = f0 + r;
+    q_rows[r] = select(0xffffffffu, p.q_off + b * p.q_sb + (u * p.pack + f % p.pack) * p.q_sh +
+      (f / p.pack) * p.q_sn, f < row_count);
+  }
+
   var m = vec4<f32>(NEG);
   var l = vec4<f32>(0.0);
   ${ROWS.flatMap((r) => cols.map((i) => `var ${acc(r, i)} = vec4<f32>(0.0);`)).join("\n  ")}
@@ -132,86 +201,82 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let k0 = col * BK;
     let check = kind == 1u || k0 + BK > p.kv_len || f0 + BQ > row_count;
 
-    var s0 = vec4<f32>(0.0);
-    var s1 = vec4<f32>(0.0);
-    var s2 = vec4<f32>(0.0);
-    var s3 = vec4<f32>(0.0);
+    ${ROWS.flatMap((r) => groups.map((g) => `var ${sreg(r, g)} = vec4<f32>(0.0);`)).join("\n    ")}
+    // Global loads run one chunk ahead in registers, overlapping the arithmetic.
+    ${each(qkItems, (j) => `var qk${j} = qk_item(lid + ${j * THREADS}u, 0u, k0, k_base);`)}
     for (var dc = 0u; dc < D; dc += DK) {
       workgroupBarrier();
-      for (var e = lid; e < DK * (BQ4 + BK4); e += THREADS) {
-        let d = e % DK;
-        let slot = e / DK;
-        var x = vec4<f32>(0.0);
-        if (dc + d < D) {
-          if (slot < BQ4) {
-            for (var c = 0u; c < 4u; c++) {
-              let f = f0 + slot * 4u + c;
-              if (f < row_count) {
-                let h = u * p.pack + f % p.pack;
-                x[c] = load_q(p.q_off + b * p.q_sb + h * p.q_sh + (f / p.pack) * p.q_sn +
-                  (dc + d) * p.q_sd) * p.scale;
-              }
-            }
-          } else {
-            for (var c = 0u; c < 4u; c++) {
-              let key = k0 + (slot - BQ4) * 4u + c;
-              if (key < p.kv_len) { x[c] = load_k(k_base + key * p.k_sn + (dc + d) * p.k_sd); }
-            }
-          }
-        }
-        sh[select(DK * BQ4 + d * BK4 + slot - BQ4, d * BQ4 + slot, slot < BQ4)] = x;
-      }
+      ${
+    each(
+      qkItems,
+      (j) =>
+        `if (lid + ${j * THREADS}u < QK_ITEMS) { sh[qk_slot(lid + ${j * THREADS}u)] = qk${j}; }`,
+    )
+  }
       workgroupBarrier();
+      if (dc + DK < D) {
+        ${each(qkItems, (j) => `qk${j} = qk_item(lid + ${j * THREADS}u, dc + DK, k0, k_base);`)}
+      }
       for (var d = 0u; d < DK; d++) {
-        let a = sh[d * BQ4 + ty];
-        let kk = sh[DK * BQ4 + d * BK4 + tx];
-        s0 += a.x * kk;
-        s1 += a.y * kk;
-        s2 += a.z * kk;
-        s3 += a.w * kk;
+        let a = sh[d * QS + ty];
+        ${
+    groups.map((g) =>
+      `let k${g} = sh[KOFF + d * KS + tx + ${g * TK}u];\n        ` +
+      ROWS.map((r) => `${sreg(r, g)} += a.${XYZW[r]} * k${g};`).join("\n        ")
+    ).join("\n        ")
+  }
       }
     }
 
+    ${each(vItems, (j) => `var vv${j} = v_item(lid + ${j * THREADS}u, k0, v_base);`)}
     ${ROWS.map(elementwise).join("\n    ")}
     workgroupBarrier();
-    sh[tx * BQ4 + ty] = vec4<f32>(${
-    ROWS.map((r) => `max(max(s${r}.x, s${r}.y), max(s${r}.z, s${r}.w))`).join(",\n      ")
+    sh[tx * QS + ty] = vec4<f32>(${
+    ROWS.map((r) => {
+      const v = groups.map((g) => sreg(r, g)).reduce((a, b) => `max(${a}, ${b})`);
+      return `max(max(${v}.x, ${v}.y), max(${v}.z, ${v}.w))`;
+    }).join(",\n      ")
   });
     workgroupBarrier();
     var mx = m;
-    for (var t = 0u; t < BK4; t++) { mx = max(mx, sh[t * BQ4 + ty]); }
+    for (var t = 0u; t < TK; t++) { mx = max(mx, sh[t * QS + ty]); }
     let alpha = exp(m - mx);
     m = mx;
     ${
-    ROWS.map((r) =>
-      `s${r} = select(vec4<f32>(0.0), exp(s${r} - mx.${XYZW[r]}), s${r} > vec4<f32>(NEG_HALF));`
+    ROWS.flatMap((r) =>
+      groups.map((g) => {
+        const v = sreg(r, g);
+        return `${v} = select(vec4<f32>(0.0), exp(${v} - mx.${
+          XYZW[r]
+        }), ${v} > vec4<f32>(NEG_HALF));`;
+      })
     ).join("\n    ")
   }
-    l = l * alpha + vec4<f32>(${ROWS.map((r) => `dot(s${r}, vec4<f32>(1.0))`).join(", ")});
+    l = l * alpha + vec4<f32>(${
+    ROWS.map((r) => `dot(${groups.map((g) => sreg(r, g)).join(" + ")}, vec4<f32>(1.0))`).join(", ")
+  });
     ${
-    range(4).map((c) =>
-      `ps[(tx * 4u + ${c}u) * BQ4 + ty] = vec4<f32>(${
-        ROWS.map((r) => `s${r}.${XYZW[c]}`).join(", ")
-      });`
+    groups.flatMap((g) =>
+      range(4).map((c) =>
+        `ps[(tx + ${g * TK + c * KSLOTS}u) * QS + ty] = vec4<f32>(${
+          ROWS.map((r) => `${sreg(r, g)}.${XYZW[c]}`).join(", ")
+        });`
+      )
     ).join("\n    ")
   }
     ${ROWS.flatMap((r) => cols.map((i) => `${acc(r, i)} *= alpha.${XYZW[r]};`)).join("\n    ")}
     for (var kc = 0u; kc < BK; kc += KC) {
       workgroupBarrier();
-      for (var e = lid; e < KC * DVP4; e += THREADS) {
-        let key = k0 + kc + e / DVP4;
-        let d0 = (e % DVP4) * 4u;
-        var x = vec4<f32>(0.0);
-        if (key < p.kv_len) {
-          for (var c = 0u; c < 4u; c++) {
-            if (d0 + c < DV) { x[c] = load_v(v_base + key * p.v_sn + (d0 + c) * p.v_sd); }
-          }
-        }
-        sh[e] = x;
-      }
+      ${
+    each(vItems, (j) =>
+      `if (lid + ${j * THREADS}u < V_ITEMS) { sh[lid + ${j * THREADS}u] = vv${j}; }`)
+  }
       workgroupBarrier();
+      if (kc + KC < BK) {
+        ${each(vItems, (j) => `vv${j} = v_item(lid + ${j * THREADS}u, k0 + kc + KC, v_base);`)}
+      }
       for (var key = 0u; key < KC; key++) {
-        let pv = ps[(kc + key) * BQ4 + ty];
+        let pv = ps[(kc + key) * QS + ty];
         ${
     cols.map((i) =>
       `{
@@ -225,10 +290,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
 
   workgroupBarrier();
-  sh[tx * BQ4 + ty] = l;
+  sh[tx * QS + ty] = l;
   workgroupBarrier();
   var total = vec4<f32>(0.0);
-  for (var t = 0u; t < BK4; t++) { total += sh[t * BQ4 + ty]; }
+  for (var t = 0u; t < TK; t++) { total += sh[t * QS + ty]; }
   let inv = select(vec4<f32>(0.0), 1.0 / total, total > vec4<f32>(0.0));
   ${
     ROWS.map((r) =>
