@@ -7,16 +7,15 @@
 import { hashString } from "./_hash.ts";
 import { type BlockLayout, classifyBlocks } from "./classify_blocks.ts";
 import { UnsupportedSpecError } from "./errors.ts";
-import { type Expr, exprKey } from "./expr.ts";
+import { exprKey } from "./expr.ts";
 import {
   type AttentionSpec,
   type KernelFamily,
-  type Outputs,
   type SpecSizes,
   specSizes,
   type TileShape,
 } from "./spec.ts";
-import type { DType, TensorDesc } from "./tensor_desc.ts";
+import type { DType } from "./tensor_desc.ts";
 
 /** A row of a backend's flash tile table: the tile used up to a head dimension. */
 export interface FlashTileRule {
@@ -48,8 +47,12 @@ export interface BackendCaps {
   readonly packGroups: boolean;
 }
 
-/** A kernel plan: what to run, JSON-serializable. */
-export interface KernelPlan {
+/**
+ * A kernel plan: what to run, JSON-serializable. It keeps the spec's descriptors, scale, mask and
+ * score modifier as they were.
+ */
+export interface KernelPlan
+  extends Pick<AttentionSpec, "q" | "k" | "v" | "scale" | "mask" | "scoreMod" | "outputs"> {
   /** Backend the plan is for. */
   readonly backend: string;
   /** Kernel family. */
@@ -60,26 +63,12 @@ export interface KernelPlan {
   readonly sizes: SpecSizes;
   /** Storage dtype of q, k, v and out. */
   readonly dtype: DType;
-  /** Query descriptor. */
-  readonly q: TensorDesc;
-  /** Key descriptor. */
-  readonly k: TensorDesc;
-  /** Value descriptor. */
-  readonly v: TensorDesc;
-  /** Multiplier of `q·k`. */
-  readonly scale: number;
-  /** Mask Expr, if any. */
-  readonly mask?: Expr;
-  /** Score modifier Expr, if any. */
-  readonly scoreMod?: Expr;
   /** Tile shape (for materialized: the block-classification tile only). */
   readonly tile: TileShape;
   /** Query heads interleaved in a tile's rows: the group size when packed, else 1. */
   readonly pack: number;
   /** BlockKinds of the layout as a string of digits `0`/`1`/`2`, row-major. */
   readonly blockKinds: string;
-  /** Extra outputs. */
-  readonly outputs: Outputs;
   /** Bytes per score element the materialized kernel keeps, for explain(). */
   readonly materializedScratch: "per-head" | "all-heads";
 }

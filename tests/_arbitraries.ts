@@ -4,6 +4,7 @@
  * @module
  */
 import fc from "fast-check";
+import type { SpecSizes } from "../core/spec.ts";
 import {
   add,
   and,
@@ -131,15 +132,7 @@ export function randomData(length: number, seed: number, range = 1): Float32Arra
 }
 
 /** Problem sizes. */
-export interface Shape {
-  readonly batch: number;
-  readonly heads: number;
-  readonly kvHeads: number;
-  readonly qLen: number;
-  readonly kvLen: number;
-  readonly headDim: number;
-  readonly valueDim: number;
-}
+export type Shape = SpecSizes;
 
 /** Random sizes within limits (heads with random grouping, odd lengths and dims included). */
 export function shapeArb(

@@ -5,16 +5,10 @@
  * each step: its error sets the tolerance of optimized kernels (DESIGN.md).
  * @module
  */
+import type { SpecSizes } from "../core/spec.ts";
 
 /** A reference problem: row-major data and plain-JS semantics. */
-export interface OracleCase {
-  readonly batch: number;
-  readonly heads: number;
-  readonly kvHeads: number;
-  readonly qLen: number;
-  readonly kvLen: number;
-  readonly headDim: number;
-  readonly valueDim: number;
+export interface OracleCase extends SpecSizes {
   /** `[B, Hq, Nq, D]`. */
   readonly q: ArrayLike<number>;
   /** `[B, Hkv, Nk, D]`. */
