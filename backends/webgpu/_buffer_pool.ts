@@ -100,3 +100,45 @@ export class BufferPool {
     this.#idleBytes = 0;
   }
 }
+
+// GPUBufferUsage UNIFORM | COPY_DST.
+const UNIFORM_USAGE = 0x40 | 0x08;
+
+/**
+ * Uniform buffers reused across runs, keyed by size. A buffer goes back after its run's submit:
+ * `queue.writeBuffer` is ordered after earlier submits, so the next run's data cannot reach work
+ * already queued.
+ */
+export class UniformPool {
+  #device: GPUDevice;
+  #idle = new Map<number, GPUBuffer[]>();
+
+  /** @param device The device. */
+  constructor(device: GPUDevice) {
+    this.#device = device;
+  }
+
+  /** A uniform buffer holding `data`, written through the queue. */
+  upload(data: ArrayBuffer): GPUBuffer {
+    const size = Math.ceil(data.byteLength / 16) * 16;
+    const buffer = this.#idle.get(size)?.pop() ??
+      this.#device.createBuffer({ size, usage: UNIFORM_USAGE, label: "uniforms" });
+    this.#device.queue.writeBuffer(buffer, 0, data);
+    return buffer;
+  }
+
+  /** Returns buffers for reuse by later runs. */
+  release(buffers: readonly GPUBuffer[]): void {
+    for (const buffer of buffers) {
+      const list = this.#idle.get(buffer.size) ?? [];
+      list.push(buffer);
+      this.#idle.set(buffer.size, list);
+    }
+  }
+
+  /** Destroys idle buffers. */
+  trim(): void {
+    for (const list of this.#idle.values()) for (const b of list) b.destroy();
+    this.#idle.clear();
+  }
+}

@@ -5,7 +5,7 @@
  */
 import type { BlockLayout } from "../../core/classify_blocks.ts";
 import type { KernelPlan } from "../../core/lower.ts";
-import { bucketSize, type BufferPool } from "./_buffer_pool.ts";
+import { bucketSize, type BufferPool, type UniformPool } from "./_buffer_pool.ts";
 import { type Bindings, dispatch, grid, paramsData } from "./_dispatch.ts";
 import type { PipelineCache } from "./_pipelines.ts";
 import { literalWords } from "../../core/to_wgsl.ts";
@@ -23,6 +23,7 @@ import {
 export interface EncodeRequest {
   readonly device: GPUDevice;
   readonly pool: BufferPool;
+  readonly uniformPool: UniformPool;
   readonly pipelines: PipelineCache;
   readonly plan: KernelPlan;
   readonly layout: BlockLayout;
@@ -37,8 +38,6 @@ export interface EncodeResult {
   readonly lse?: GPUBuffer;
   readonly probs?: GPUBuffer;
 }
-
-const UNIFORM = 0x40, COPY_DST = 0x08;
 
 function shapeLabel(plan: KernelPlan): string {
   const s = plan.sizes;
@@ -112,8 +111,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
   const temporaries: GPUBuffer[] = [];
   const uniforms: GPUBuffer[] = [];
   const uniform = (data: ArrayBuffer) => {
-    const buffer = device.createBuffer({ size: data.byteLength, usage: UNIFORM | COPY_DST });
-    device.queue.writeBuffer(buffer, 0, data);
+    const buffer = req.uniformPool.upload(data);
     uniforms.push(buffer);
     return buffer;
   };
@@ -198,7 +196,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
   pass.end();
   device.queue.submit([encoder.finish()]);
   for (const buffer of temporaries) pool.release(buffer);
-  for (const buffer of uniforms) buffer.destroy();
+  req.uniformPool.release(uniforms);
   const validation = await device.popErrorScope();
   const memory = await device.popErrorScope();
   const error = validation ?? memory;

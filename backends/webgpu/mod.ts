@@ -25,7 +25,7 @@ import {
 import type { Backend, RunInputs, RunOutputs, Tensor } from "../backend.ts";
 import { checkOwner, checkRunInputs, checkTensorData } from "../_check_inputs.ts";
 import { gatherStrided } from "../_strided.ts";
-import { BufferPool, type PoolStats } from "./_buffer_pool.ts";
+import { BufferPool, type PoolStats, UniformPool } from "./_buffer_pool.ts";
 export type { PoolStats } from "./_buffer_pool.ts";
 import { acquireDevice, assertAlive, type GpuContext } from "./_device.ts";
 import { encodeAttention } from "./_encode.ts";
@@ -178,6 +178,7 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
   const flash = { dk: flashChunk(device.limits, tile, keysPerThread)!, keysPerThread };
   const pool = new BufferPool(device, device.limits.maxBufferSize);
   const pipelines = new PipelineCache(device);
+  const uniformPool = new UniformPool(device);
 
   function wrap(buffer: GPUBuffer, shape: readonly number[], dtype: DType): Tensor {
     return Object.freeze({
@@ -234,6 +235,7 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
       const result = await encodeAttention({
         device,
         pool,
+        uniformPool,
         pipelines,
         plan,
         layout: planLayout(plan),
@@ -255,6 +257,7 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
     },
     dispose(): void {
       pool.trim();
+      uniformPool.trim();
       device.destroy();
     },
     stats: () => pool.stats(),
