@@ -79,7 +79,7 @@ const DK_CHOICES = [32, 16, 8, 4];
 
 /**
  * Largest head-dimension chunk whose flash kernel fits the workgroup storage limit and prefetches
- * at most four `vec4`s of Q and K per invocation.
+ * at most four `vec4`s of Q and K per invocation; else the largest that fits.
  */
 function flashChunk(
   limits: GPUSupportedLimits,
@@ -103,6 +103,17 @@ const HARDWARE_TILES: readonly TileShape[] = [
   { q: 16, kv: 16 },
 ];
 
+/** Whether the flash kernel can run a tile on a device with these limits. */
+function flashTileFits(
+  limits: GPUSupportedLimits,
+  tile: TileShape,
+  keysPerThread: number,
+): boolean {
+  return tile.q > 0 && tile.kv > 0 && tile.q % 4 === 0 && tile.kv % keysPerThread === 0 &&
+    flashThreads(tile, keysPerThread) <= limits.maxComputeInvocationsPerWorkgroup &&
+    flashChunk(limits, tile, keysPerThread) !== undefined;
+}
+
 /**
  * The first preferred tile the device runs; 16×16 on software fallbacks, whose shader JIT time
  * grows with the invocations and unrolled register blocks.
@@ -112,28 +123,38 @@ function defaultFlashTile(
   fallback: boolean,
   keysPerThread: number,
 ): TileShape {
-  const fits = (t: TileShape) =>
-    flashThreads(t, keysPerThread) <= limits.maxComputeInvocationsPerWorkgroup &&
-    flashChunk(limits, t, keysPerThread) !== undefined;
-  if (fallback) return { q: 16, kv: 16 };
-  return HARDWARE_TILES.find(fits) ?? { q: 16, kv: 16 };
+  const small = { q: 16, kv: 16 };
+  if (fallback) return small;
+  return HARDWARE_TILES.find((t) => flashTileFits(limits, t, keysPerThread)) ?? small;
 }
 
 /**
  * Capabilities for a device's limits and flash tile.
- * @throws {RangeError} If the tile is not a pair of multiples of 4 the device can run.
+ *
+ * @param limits The device's limits.
+ * @param tile The flash tile.
+ * @param keysPerThread Keys per flash invocation.
+ * @returns Caps for `lower()`.
+ * @throws {RangeError} If the device cannot run the tile, naming it.
+ * @example
+ * ```ts
+ * import { webGpuCaps } from "@attend/attend/webgpu";
+ * const limits = {
+ *   maxComputeWorkgroupStorageSize: 49152,
+ *   maxComputeInvocationsPerWorkgroup: 1024,
+ * } as GPUSupportedLimits;
+ * const caps = webGpuCaps(limits, { q: 128, kv: 64 });
+ * if (caps.flashTiles[0].tile.q !== 128) throw new Error("tile not kept");
+ * ```
  */
 export function webGpuCaps(
   limits: GPUSupportedLimits,
   tile: TileShape,
   keysPerThread: 4 | 8 = 4,
 ): BackendCaps {
-  const fits = tile.q % 4 === 0 && tile.kv % keysPerThread === 0 && tile.q > 0 && tile.kv > 0 &&
-    flashThreads(tile, keysPerThread) <= limits.maxComputeInvocationsPerWorkgroup &&
-    flashChunk(limits, tile, keysPerThread) !== undefined;
-  if (!fits) {
+  if (!flashTileFits(limits, tile, keysPerThread)) {
     throw new RangeError(
-      `Cannot create WebGPU backend: flashTile must be multiples of 4 (key rows of flashKeysPerThread) within the device's workgroup limits, current value is ${tile.q}x${tile.kv}/${keysPerThread}`,
+      `Cannot create WebGPU backend: flashTile must be positive multiples of 4 (kv of flashKeysPerThread ${keysPerThread}) within the device's workgroup limits, current value is ${tile.q}x${tile.kv}`,
     );
   }
   return Object.freeze({

@@ -1,9 +1,9 @@
 /**
- * The flash-attention kernel template. A workgroup of `(tile.q/4) × (tile.kv/4)` invocations owns
- * `tile.q` query rows and streams key tiles of `tile.kv` rows:
+ * The flash-attention kernel template. A workgroup of `(tile.q/4) × (tile.kv/keysPerThread)`
+ * invocations owns `tile.q` query rows and streams key tiles of `tile.kv` rows:
  *
- * - S = Q·Kᵀ: each invocation accumulates 4 rows × 4 keys (keys `tx + c·tile.kv/4`, so
- *   stores of P are bank-conflict free) in four `vec4` registers; the head
+ * - S = Q·Kᵀ: each invocation accumulates 4 rows × `keysPerThread` keys (strided across the
+ *   tile, so stores of P are bank-conflict free) in `vec4` registers; the head
  *   dimension streams through workgroup memory in chunks of `dk` (Q pre-scaled on load), read as
  *   `vec4`s so one load feeds four rows or four keys;
  * - online softmax in f32, the rows' maxima reduced as `vec4`s across the invocations of a row;
