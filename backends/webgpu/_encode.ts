@@ -10,7 +10,7 @@ import { type Bindings, dispatch, grid, paramsData } from "./_dispatch.ts";
 import type { PipelineCache } from "./_pipelines.ts";
 import { literalWords } from "../../core/to_wgsl.ts";
 import { LITERALS_BINDING, modifierLiterals } from "./kernels/_common_wgsl.ts";
-import { flashWgsl } from "./kernels/flash_wgsl.ts";
+import { flashChunks, flashVecAligned, flashWgsl } from "./kernels/flash_wgsl.ts";
 import {
   type MaterializedParams,
   outputWgsl,
@@ -27,8 +27,8 @@ export interface EncodeRequest {
   readonly pipelines: PipelineCache;
   readonly plan: KernelPlan;
   readonly layout: BlockLayout;
-  /** Flash kernel shape: head-dimension chunk and keys per invocation. */
-  readonly flash: { readonly dk: number; readonly keysPerThread: 4 | 8 };
+  /** Flash kernel shape: keys per invocation and inner-loop unrolling. */
+  readonly flash: { readonly keysPerThread: 4 | 8; readonly unroll: number };
   readonly inputs: { readonly q: GPUBuffer; readonly k: GPUBuffer; readonly v: GPUBuffer };
 }
 
@@ -42,6 +42,31 @@ export interface EncodeResult {
 function shapeLabel(plan: KernelPlan): string {
   const s = plan.sizes;
   return `${plan.family} ${plan.dtype} B${s.batch} H${s.heads}/${s.kvHeads} Nq${s.qLen} Nk${s.kvLen} D${s.headDim}/${s.valueDim}`;
+}
+
+/** The flash kernel for a plan: vector loads when aligned, chunks from the device's limits. */
+function flashSource(req: EncodeRequest, base: MaterializedParams): string {
+  const { plan } = req;
+  const vec = flashVecAligned(plan);
+  const shape = {
+    tile: plan.tile,
+    keysPerThread: req.flash.keysPerThread,
+    valueDim: base.valueDim,
+    vec,
+  };
+  const chunks = flashChunks(
+    req.device.limits.maxComputeWorkgroupStorageSize,
+    shape,
+    base.headDim,
+  );
+  if (!chunks) {
+    throw new RangeError(
+      `Cannot run ${
+        shapeLabel(plan)
+      }: flash tile ${plan.tile.q}x${plan.tile.kv} does not fit the device's maxComputeWorkgroupStorageSize ${req.device.limits.maxComputeWorkgroupStorageSize}`,
+    );
+  }
+  return flashWgsl({ ...base, ...shape, ...chunks, unroll: req.flash.unroll });
 }
 
 /** Encodes, submits and checks one run. */
@@ -72,12 +97,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
   };
   // Compile before allocating, so a shader error leaves the pool untouched.
   const kernels = plan.family === "flash"
-    ? {
-      flash: await req.pipelines.get(
-        `flash: ${label}`,
-        flashWgsl({ ...materialized, ...req.flash, tile: plan.tile }),
-      ),
-    }
+    ? { flash: await req.pipelines.get(`flash: ${label}`, flashSource(req, materialized)) }
     : {
       scores: await req.pipelines.get(`scores: ${label}`, scoresWgsl(materialized)),
       softmax: await req.pipelines.get(`softmax: ${label}`, softmaxWgsl(materialized)),

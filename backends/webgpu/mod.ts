@@ -30,7 +30,7 @@ export type { PoolStats } from "./_buffer_pool.ts";
 import { acquireDevice, assertAlive, type GpuContext } from "./_device.ts";
 import { encodeAttention } from "./_encode.ts";
 import { PipelineCache } from "./_pipelines.ts";
-import { flashThreads, flashWorkgroupBytes } from "./kernels/flash_wgsl.ts";
+import { flashChunks, flashThreads } from "./kernels/flash_wgsl.ts";
 
 /** Storage of a WebGPU tensor. */
 export interface GpuStorage {
@@ -75,25 +75,7 @@ export interface WebGpuOptions {
   readonly flashKeysPerThread?: 4 | 8;
 }
 
-const DK_CHOICES = [32, 16, 8, 4];
-
-/**
- * Largest head-dimension chunk whose flash kernel fits the workgroup storage limit and prefetches
- * at most four `vec4`s of Q and K per invocation; else the largest that fits.
- */
-function flashChunk(
-  limits: GPUSupportedLimits,
-  tile: TileShape,
-  keysPerThread: number,
-): number | undefined {
-  const threads = flashThreads(tile, keysPerThread);
-  return DK_CHOICES.find((dk) =>
-    flashWorkgroupBytes(tile, dk) <= limits.maxComputeWorkgroupStorageSize &&
-    (dk * (tile.q + tile.kv)) / 4 <= 4 * threads
-  ) ?? DK_CHOICES.find((dk) =>
-    flashWorkgroupBytes(tile, dk) <= limits.maxComputeWorkgroupStorageSize
-  );
-}
+const MAX_HEAD_DIM = 256;
 
 /** Flash tiles by preference: measured fastest first (bench/RESULTS.md). */
 const HARDWARE_TILES: readonly TileShape[] = [
@@ -107,11 +89,12 @@ const HARDWARE_TILES: readonly TileShape[] = [
 function flashTileFits(
   limits: GPUSupportedLimits,
   tile: TileShape,
-  keysPerThread: number,
+  keysPerThread: 4 | 8,
 ): boolean {
+  const widest = { tile, keysPerThread, valueDim: MAX_HEAD_DIM, vec: false };
   return tile.q > 0 && tile.kv > 0 && tile.q % 4 === 0 && tile.kv % keysPerThread === 0 &&
     flashThreads(tile, keysPerThread) <= limits.maxComputeInvocationsPerWorkgroup &&
-    flashChunk(limits, tile, keysPerThread) !== undefined;
+    flashChunks(limits.maxComputeWorkgroupStorageSize, widest, MAX_HEAD_DIM) !== undefined;
 }
 
 /**
@@ -121,7 +104,7 @@ function flashTileFits(
 function defaultFlashTile(
   limits: GPUSupportedLimits,
   fallback: boolean,
-  keysPerThread: number,
+  keysPerThread: 4 | 8,
 ): TileShape {
   const small = { q: 16, kv: 16 };
   if (fallback) return small;
@@ -161,9 +144,9 @@ export function webGpuCaps(
     backend: "webgpu",
     families: Object.freeze(["materialized", "flash"] as const),
     dtypes: Object.freeze(["f32", "f16"] as const),
-    flashTiles: Object.freeze([{ maxHeadDim: 256, tile: Object.freeze({ ...tile }) }]),
+    flashTiles: Object.freeze([{ maxHeadDim: MAX_HEAD_DIM, tile: Object.freeze({ ...tile }) }]),
     anyTile: false,
-    maxHeadDim: 256,
+    maxHeadDim: MAX_HEAD_DIM,
     materializeUpTo: 0,
     materializedScratch: "all-heads",
     packGroups: true,
@@ -196,7 +179,8 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
     device.destroy();
     throw e;
   }
-  const flash = { dk: flashChunk(device.limits, tile, keysPerThread)!, keysPerThread };
+  // Software adapters JIT fully unrolled loops slowly; hardware runs them 1.3x faster.
+  const flash = { keysPerThread, unroll: ctx.fallback ? 4 : 32 };
   const pool = new BufferPool(device, device.limits.maxBufferSize);
   const pipelines = new PipelineCache(device);
   const uniformPool = new UniformPool(device);

@@ -12,7 +12,7 @@ import {
   window,
 } from "../../core/mod.ts";
 import { createCpuBackend } from "../../backends/cpu/mod.ts";
-import { flashWgsl } from "../../backends/webgpu/kernels/flash_wgsl.ts";
+import { flashChunks, flashWgsl } from "../../backends/webgpu/kernels/flash_wgsl.ts";
 import {
   outputWgsl,
   packF16Wgsl,
@@ -131,6 +131,13 @@ Deno.test({
   },
 });
 
+/** Tiles, keys per invocation and unrolling: the software default, and hardware ones. */
+const FLASH_CONFIGS = [
+  [{ q: 16, kv: 16 }, 4, 4],
+  [{ q: 64, kv: 64 }, 8, 32],
+  [{ q: 128, kv: 64 }, 4, 32],
+] as const;
+
 Deno.test({
   name: "webgpu generated WGSL compiles for a matrix of specs",
   ignore,
@@ -150,10 +157,15 @@ Deno.test({
             ),
           ).scoreMod;
           const params = { headDim, valueDim, dtype, mask: m, scoreMod };
+          for (const [tile, keysPerThread, unroll] of FLASH_CONFIGS) {
+            for (const vec of headDim % 4 === 0 && valueDim % 4 === 0 ? [false, true] : [false]) {
+              const shape = { tile, keysPerThread, valueDim, vec };
+              const chunks = flashChunks(49152, shape, headDim);
+              assert(chunks, `no chunks for ${tile.q}x${tile.kv} D${headDim}`);
+              sources.push(flashWgsl({ ...params, ...shape, ...chunks, unroll }));
+            }
+          }
           sources.push(
-            flashWgsl({ ...params, tile: { q: 16, kv: 16 }, dk: 16, keysPerThread: 4 }),
-            flashWgsl({ ...params, tile: { q: 64, kv: 64 }, dk: 16, keysPerThread: 8 }),
-            flashWgsl({ ...params, tile: { q: 128, kv: 64 }, dk: 16, keysPerThread: 4 }),
             scoresWgsl(params),
             softmaxWgsl(params),
             outputWgsl(params),

@@ -3,14 +3,21 @@
  * invocations owns `tile.q` query rows and streams key tiles of `tile.kv` rows:
  *
  * - S = Q·Kᵀ: each invocation accumulates 4 rows × `keysPerThread` keys (strided across the
- *   tile, so stores of P are bank-conflict free) in `vec4` registers; the head
- *   dimension streams through workgroup memory in chunks of `dk` (Q pre-scaled on load), read as
- *   `vec4`s so one load feeds four rows or four keys;
+ *   tile, so stores of P are bank-conflict free) in `vec4` registers; the head dimension streams
+ *   through workgroup memory in chunks of `dk` (Q pre-scaled on load), read as `vec4`s so one
+ *   load feeds four rows or four keys;
  * - online softmax in f32, the rows' maxima reduced as `vec4`s across the invocations of a row;
  * - O += P·V: each invocation keeps 4 rows × `dc` `vec4` columns of O in named registers; P goes
  *   through workgroup memory transposed, V in chunks of `kc` keys.
  *
- * The register blocks are unrolled by the generator, so no private array is indexed at run time.
+ * One workgroup array serves both phases: the Q/K chunks during S, then P and the V chunk.
+ * Global loads run one chunk ahead in registers. With `vec` (head dims and strides multiples of
+ * four, unit stride along the head dimension) every global load reads four elements at once.
+ * The inner loops are unrolled `unroll` times by the generator (the shader compilers we measured
+ * do not unroll them), and the register blocks are named registers, never indexed private arrays.
+ * On hardware, consecutive invocations cover 4 key columns × 8 row groups, so a warp's workgroup
+ * loads touch few distinct addresses.
+ *
  * With grouped heads the workgroup's rows interleave the group's query heads (row
  * `f = qIdx·pack + head-in-group`), so each K/V tile is read once for the whole group.
  * Empty tiles (from the plan's block layout) are skipped; `mask_mod` runs on partial tiles only.
@@ -18,8 +25,9 @@
  */
 import type { Expr } from "../../../core/expr.ts";
 import type { TileShape } from "../../../core/spec.ts";
-import type { DType } from "../../../core/tensor_desc.ts";
-import { inputsWgsl, modifiersWgsl, NEG_INF_WGSL, NEG_WGSL, paramsWgsl } from "./_common_wgsl.ts";
+import type { KernelPlan } from "../../../core/lower.ts";
+import type { DType, TensorDesc } from "../../../core/tensor_desc.ts";
+import { modifiersWgsl, NEG_INF_WGSL, NEG_WGSL, paramsWgsl } from "./_common_wgsl.ts";
 
 /** Compile-time parameters of a flash kernel. */
 export interface FlashParams {
@@ -30,94 +38,151 @@ export interface FlashParams {
   readonly tile: TileShape;
   /** Keys per invocation: 4, or 8 for half the invocations and twice the work each. */
   readonly keysPerThread: 4 | 8;
-  /** Head-dimension chunk streamed through workgroup memory. */
+  /** Head-dimension chunk streamed through workgroup memory (a multiple of 8 with `vec`). */
   readonly dk: number;
+  /** Keys per V chunk: a power of two dividing `tile.kv`. */
+  readonly kc: number;
+  /** Times the S and P·V inner loops are unrolled. */
+  readonly unroll: number;
+  /** Whether q, k and v are read four elements at a time (see `flashVecAligned`). */
+  readonly vec: boolean;
   readonly mask?: Expr;
   readonly scoreMod?: Expr;
 }
+
+/** What fixes a flash kernel's workgroup size and memory. */
+export type FlashShape = Pick<
+  FlashParams,
+  "tile" | "keysPerThread" | "dk" | "kc" | "valueDim" | "vec"
+>;
 
 /** Invocations per workgroup for a tile: one per 4 rows × `keysPerThread` keys of scores. */
 export function flashThreads(tile: TileShape, keysPerThread: number): number {
   return (tile.q / 4) * (tile.kv / keysPerThread);
 }
 
-/** Workgroup bytes the kernel declares for a tile and head-dimension chunk. */
-export function flashWorkgroupBytes(tile: TileShape, dk: number): number {
-  const [bq4, bk4] = [tile.q / 4 + 1, tile.kv / 4 + 1];
-  return 16 * (dk * (bq4 + bk4) + tile.kv * bq4) + 4 * tile.q + 4;
+interface Geometry {
+  /** vec4 slots per row group (Q chunk stride, padded) and per key slot (K chunk stride). */
+  readonly qs: number;
+  readonly ks: number;
+  /** `vec4` columns of V per invocation and per key. */
+  readonly dc: number;
+  readonly dvp4: number;
+  /** Offset of the V chunk / row reductions, after P. */
+  readonly voff: number;
+  /** `vec4`s of the workgroup array. */
+  readonly slots: number;
+}
+
+function geometry(s: FlashShape): Geometry {
+  const tq = s.tile.q / 4, kslots = s.tile.kv / 4, tk = s.tile.kv / s.keysPerThread;
+  const dc = Math.max(1, Math.ceil(s.valueDim / (4 * tk)));
+  const dvp4 = dc * tk;
+  const [qs, ks] = [tq + 1, kslots + 1];
+  const voff = s.tile.kv * tq;
+  const slots = Math.max(s.dk * (qs + ks), voff + Math.max(s.kc * dvp4, tk * tq));
+  return { qs, ks, dc, dvp4, voff, slots };
+}
+
+/** Workgroup bytes a flash kernel declares. */
+export function flashWorkgroupBytes(s: FlashShape): number {
+  return 16 * geometry(s).slots + (s.vec ? 0 : 4 * s.tile.q);
+}
+
+/** `vec4` items of global Q/K data each invocation prefetches per head-dimension chunk. */
+export function flashPrefetchItems(s: FlashShape): number {
+  return Math.ceil(qkItemCount(s) / flashThreads(s.tile, s.keysPerThread));
+}
+
+function qkItemCount(s: FlashShape): number {
+  return s.vec ? (s.tile.q + s.tile.kv) * (s.dk / 4) : s.dk * (s.tile.q + s.tile.kv) / 4;
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const ROWS = range(4);
 const XYZW = ["x", "y", "z", "w"];
 
-/** WGSL source of a flash kernel. */
-export function flashWgsl(params: FlashParams): string {
-  const { valueDim: DV, dk: DK, tile } = params;
-  const TQ = tile.q / 4, KSLOTS = tile.kv / 4, TK = tile.kv / params.keysPerThread;
-  const groups = range(params.keysPerThread / 4);
-  const sreg = (r: number, g: number) => `s${r}_${g}`;
-  const DC = Math.max(1, Math.ceil(DV / (4 * TK)));
-  const DVP4 = DC * TK;
-  const shared4 = DK * (TQ + 1 + KSLOTS + 1);
-  const KC = Math.min(tile.kv, 2 ** Math.floor(Math.log2(shared4 / DVP4)));
-  const cols = range(DC);
-  const THREADS = TQ * TK;
-  const qkItems = range(Math.ceil((DK * (TQ + KSLOTS)) / THREADS));
-  const vItems = range(Math.ceil((KC * DVP4) / THREADS));
-  const each = (items: number[], line: (j: number) => string) =>
-    items.map((j) => line(j)).join("\n      ");
-  const acc = (r: number, i: number) => `o${r}_${i}`;
-  const modCall = (fn: string, x: string) =>
-    `${fn}(i32(b), i32(hr[r]), i32(qr[r]), i32(kv_idx), i32(p.q_len), i32(p.kv_len), ${x})`;
-  const elementwise = (r: number) =>
-    groups.flatMap((g) => range(4).map((c) => [g, c])).map(([g, c]) => {
-      const x = `${sreg(r, g)}.${XYZW[c]}`;
-      return `{
-        let kv_idx = k0 + tx + ${g * TK + c * KSLOTS}u;
-        var x = ${x};${params.scoreMod ? `\n        x = ${modCall("score_mod", "x")};` : ""}
-        if (check) {
-          var ok = kv_idx < p.kv_len && rows_ok[r];${
-        params.mask ? `\n          ok = ok && ${modCall("mask_mod", "0.0")};` : ""
-      }
-          if (!ok) { x = NEG; }
-        }
-        ${x} = x;
-      }`.replaceAll("[r]", `[${r}]`);
-    }).join("\n      ");
-  return `${paramsWgsl()}${inputsWgsl(params.dtype)}
-@group(0) @binding(4) var<storage, read> kinds: array<u32>;
-@group(0) @binding(5) var<storage, read_write> out_buf: array<f32>;
-@group(0) @binding(6) var<storage, read_write> lse_buf: array<f32>;
-${modifiersWgsl(params.mask, params.scoreMod)}${NEG_WGSL}
-const BQ: u32 = ${tile.q}u;
-const BK: u32 = ${tile.kv}u;
-const BQ4: u32 = ${TQ}u;
-const BK4: u32 = ${KSLOTS}u;
-const TK: u32 = ${TK}u;
-const DK: u32 = ${DK}u;
-const DVP4: u32 = ${DVP4}u;
-const KC: u32 = ${KC}u;
-const THREADS: u32 = ${TQ * TK}u;
-// Row strides padded by one vec4 so that a quarter-warp's vec4 stores hit distinct banks.
-const QS: u32 = ${TQ + 1}u;
-const KS: u32 = ${KSLOTS + 1}u;
-const KOFF: u32 = ${DK * (TQ + 1)}u;
+/** Storage bindings for q, k, v and their element loaders. */
+function inputsWgsl(dtype: DType, vec: boolean): string {
+  return ["q", "k", "v"].map((name, i) => {
+    const binding = `@group(0) @binding(${i + 1}) var<storage, read> ${name}_buf`;
+    if (vec && dtype === "f16") {
+      return `${binding}: array<vec2<u32>>;
+fn load4_${name}(i: u32) -> vec4<f32> {
+  let w = ${name}_buf[i >> 2u];
+  return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+}`;
+    }
+    if (vec) {
+      return `${binding}: array<vec4<f32>>;
+fn load4_${name}(i: u32) -> vec4<f32> { return ${name}_buf[i >> 2u]; }`;
+    }
+    return dtype === "f16"
+      ? `${binding}: array<u32>;
+fn load_${name}(i: u32) -> f32 { return unpack2x16float(${name}_buf[i >> 1u])[i & 1u]; }`
+      : `${binding}: array<f32>;
+fn load_${name}(i: u32) -> f32 { return ${name}_buf[i]; }`;
+  }).join("\n") + "\n";
+}
 
-// Q chunk [d][rows 4s..4s+3] then K chunk [d][keys s + BK4·c]; reused for V chunks [key][d/4]
-// and row reductions.
-var<workgroup> sh: array<vec4<f32>, ${shared4}>;
-// P transposed: [key][row/4].
-var<workgroup> ps: array<vec4<f32>, ${tile.kv * (TQ + 1)}>;
-// Element offset of each tile row's query (row f: head u·pack + f % pack, query f / pack).
-var<workgroup> q_rows: array<u32, ${tile.q}>;
-var<workgroup> tile_kind: u32;
+/**
+ * Global → workgroup staging with four-wide loads. Item `e` is four dimensions of one Q or K
+ * row; two items of a row are adjacent so a warp reads whole 32-byte sectors. K rows are
+ * permuted so that the scalar stores of sixteen consecutive items hit distinct banks.
+ */
+function vecStagingWgsl(): string {
+  return `
+fn qk_row(e: u32) -> u32 { return (e / 2u) % ALL_ROWS; }
+fn qk_d4(e: u32) -> u32 { return (e % 2u) + 2u * (e / (2u * ALL_ROWS)); }
+fn k_slot(kk: u32) -> u32 { return (kk % 4u) * BK4 + kk / 4u; }
+// Q row offsets are fixed per item for the whole workgroup: computed once, passed in.
+fn q_row_offset(e: u32, f0: u32, b: u32, u: u32) -> u32 {
+  let r = qk_row(e);
+  let f = f0 + r;
+  if (r >= BQ || f >= p.q_len * p.pack) { return NO_ROW; }
+  return p.q_off + b * p.q_sb + (u * p.pack + f % p.pack) * p.q_sh + (f / p.pack) * p.q_sn;
+}
+fn qk_item(e: u32, row: u32, dc: u32, k0: u32, k_base: u32) -> vec4<f32> {
+  let r = qk_row(e);
+  let d = dc + 4u * qk_d4(e);
+  var x = vec4<f32>(0.0);
+  if (e < QK_ITEMS && d < p.head_dim) {
+    if (r < BQ) {
+      if (row != NO_ROW) { x = load4_q(row + d) * p.scale; }
+    } else {
+      let key = k0 + k_slot(r - BQ);
+      if (key < p.kv_len) { x = load4_k(k_base + key * p.k_sn + d); }
+    }
+  }
+  return x;
+}
+fn qk_store(e: u32, x: vec4<f32>) {
+  if (e >= QK_ITEMS) { return; }
+  let r = qk_row(e);
+  let d = 4u * qk_d4(e);
+  if (r < BQ) {
+    for (var c = 0u; c < 4u; c++) { sh[(d + c) * QS + r / 4u][r % 4u] = x[c]; }
+  } else {
+    let key = k_slot(r - BQ);
+    for (var c = 0u; c < 4u; c++) { sh[KOFF + (d + c) * KS + key % BK4][key / BK4] = x[c]; }
+  }
+}
+fn v_item(e: u32, key0: u32, v_base: u32) -> vec4<f32> {
+  let key = key0 + e / DVP4;
+  let d0 = (e % DVP4) * 4u;
+  var x = vec4<f32>(0.0);
+  if (e < V_ITEMS && key < p.kv_len && d0 < p.value_dim) { x = load4_v(v_base + key * p.v_sn + d0); }
+  return x;
+}`;
+}
 
-const QK_ITEMS: u32 = DK * (BQ4 + BK4);
-const V_ITEMS: u32 = KC * DVP4;
-
-// Item e of the Q/K chunk at dimensions [dc, dc + DK) for the key tile at k0: four rows or keys
-// at one dimension.
+/**
+ * Global → workgroup staging for any strides and head dims. Item `e` is one dimension of four
+ * Q rows or four keys; the rows' offsets come from a workgroup table.
+ */
+function scalarStagingWgsl(tileQ: number): string {
+  return `
+var<workgroup> q_rows: array<u32, ${tileQ}>;
 fn qk_item(e: u32, dc: u32, k0: u32, k_base: u32) -> vec4<f32> {
   let d = e % DK;
   let slot = e / DK;
@@ -126,7 +191,7 @@ fn qk_item(e: u32, dc: u32, k0: u32, k_base: u32) -> vec4<f32> {
     if (slot < BQ4) {
       for (var c = 0u; c < 4u; c++) {
         let row = q_rows[slot * 4u + c];
-        if (row != 0xffffffffu) { x[c] = load_q(row + (dc + d) * p.q_sd) * p.scale; }
+        if (row != NO_ROW) { x[c] = load_q(row + (dc + d) * p.q_sd) * p.scale; }
       }
     } else {
       for (var c = 0u; c < 4u; c++) {
@@ -137,14 +202,12 @@ fn qk_item(e: u32, dc: u32, k0: u32, k_base: u32) -> vec4<f32> {
   }
   return x;
 }
-
-fn qk_slot(e: u32) -> u32 {
+fn qk_store(e: u32, x: vec4<f32>) {
+  if (e >= QK_ITEMS) { return; }
   let d = e % DK;
   let slot = e / DK;
-  return select(KOFF + d * KS + slot - BQ4, d * QS + slot, slot < BQ4);
+  sh[select(KOFF + d * KS + slot - BQ4, d * QS + slot, slot < BQ4)] = x;
 }
-
-// Item e of the V chunk of KC keys from key0: four dimensions of one key.
 fn v_item(e: u32, key0: u32, v_base: u32) -> vec4<f32> {
   let key = key0 + e / DVP4;
   let d0 = (e % DVP4) * 4u;
@@ -155,9 +218,97 @@ fn v_item(e: u32, key0: u32, v_base: u32) -> vec4<f32> {
     }
   }
   return x;
+}`;
 }
 
-@compute @workgroup_size(${TQ * TK})
+/** WGSL source of a flash kernel. */
+export function flashWgsl(params: FlashParams): string {
+  const { dk: DK, kc: KC, tile, vec } = params;
+  const g = geometry(params);
+  const TQ = tile.q / 4, KSLOTS = tile.kv / 4, TK = tile.kv / params.keysPerThread;
+  const THREADS = TQ * TK;
+  const groups = range(params.keysPerThread / 4);
+  const cols = range(g.dc);
+  const qkItems = range(flashPrefetchItems(params));
+  const vItems = range(Math.ceil((KC * g.dvp4) / THREADS));
+  const uQK = Math.min(params.unroll, DK), uPV = Math.min(params.unroll, KC);
+  // Four key columns × eight row groups per warp when the tile allows it.
+  const warpX = TK % 4 === 0 && TQ % 8 === 0 && THREADS % 32 === 0 ? 4 : 0;
+
+  const sreg = (r: number, gi: number) => `s${r}_${gi}`;
+  const acc = (r: number, i: number) => `o${r}_${i}`;
+  const each = (items: number[], line: (j: number) => string) =>
+    items.map((j) => line(j)).join("\n      ");
+  const item = (j: number) => `lid + ${j * THREADS}u`;
+  const qkLoad = (j: number, dc: string) =>
+    vec
+      ? `qk${j} = qk_item(${item(j)}, q_row${j}, ${dc}, k0, k_base);`
+      : `qk${j} = qk_item(${item(j)}, ${dc}, k0, k_base);`;
+  const vLoad = (j: number, key0: string) => `vv${j} = v_item(${item(j)}, ${key0}, v_base);`;
+  const modCall = (fn: string, x: string) =>
+    `${fn}(i32(b), i32(hr[r]), i32(qr[r]), i32(kv_idx), i32(p.q_len), i32(p.kv_len), ${x})`;
+  const elementwise = (r: number) =>
+    groups.flatMap((gi) => range(4).map((c) => [gi, c])).map(([gi, c]) => {
+      const x = `${sreg(r, gi)}.${XYZW[c]}`;
+      return `{
+        let kv_idx = k0 + tx + ${gi * TK + c * KSLOTS}u;
+        var x = ${x};${params.scoreMod ? `\n        x = ${modCall("score_mod", "x")};` : ""}
+        if (check) {
+          var ok = kv_idx < p.kv_len && rows_ok[r];${
+        params.mask ? `\n          ok = ok && ${modCall("mask_mod", "0.0")};` : ""
+      }
+          if (!ok) { x = NEG; }
+        }
+        ${x} = x;
+      }`.replaceAll("[r]", `[${r}]`);
+    }).join("\n      ");
+  const scoreSteps = range(uQK).map((w) =>
+    [
+      `let a_${w} = sh[(d + ${w}u) * QS + ty];`,
+      ...groups.map((gi) => `let k${gi}_${w} = sh[KOFF + (d + ${w}u) * KS + tx + ${gi * TK}u];`),
+      ...groups.flatMap((gi) =>
+        ROWS.map((r) => `${sreg(r, gi)} += a_${w}.${XYZW[r]} * k${gi}_${w};`)
+      ),
+    ].join("\n        ")
+  ).join("\n        ");
+  const valueSteps = range(uPV).map((w) =>
+    [
+      `let p_${w} = sh[(kc + key + ${w}u) * BQ4 + ty];`,
+      ...cols.map((i) => `let v${i}_${w} = sh[VOFF + (key + ${w}u) * DVP4 + tx + ${i * TK}u];`),
+      ...cols.flatMap((i) => ROWS.map((r) => `${acc(r, i)} += p_${w}.${XYZW[r]} * v${i}_${w};`)),
+    ].join("\n        ")
+  ).join("\n        ");
+
+  return `${paramsWgsl()}${inputsWgsl(params.dtype, vec)}
+@group(0) @binding(4) var<storage, read> kinds: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out_buf: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lse_buf: array<f32>;
+${modifiersWgsl(params.mask, params.scoreMod)}${NEG_WGSL}
+const BQ: u32 = ${tile.q}u;
+const BK: u32 = ${tile.kv}u;
+const BQ4: u32 = ${TQ}u;
+const BK4: u32 = ${KSLOTS}u;
+const TK: u32 = ${TK}u;
+const DK: u32 = ${DK}u;
+const DVP4: u32 = ${g.dvp4}u;
+const KC: u32 = ${KC}u;
+const THREADS: u32 = ${THREADS}u;
+const ALL_ROWS: u32 = ${tile.q + tile.kv}u;
+const QK_ITEMS: u32 = ${qkItemCount(params)}u;
+const V_ITEMS: u32 = KC * DVP4;
+const NO_ROW: u32 = 0xffffffffu;
+// Q/K chunk row strides padded by one vec4 so that quarter-warp vec4 stores hit distinct banks.
+const QS: u32 = ${g.qs}u;
+const KS: u32 = ${g.ks}u;
+const KOFF: u32 = ${DK * g.qs}u;
+const VOFF: u32 = ${g.voff}u;
+
+// S phase: Q chunk [d][row/4] at 0, K chunk [d][key slot] at KOFF.
+// P·V phase: P transposed [key][row/4] at 0, then the V chunk [key][d/4] (or row reductions).
+var<workgroup> sh: array<vec4<f32>, ${g.slots}>;
+${vec ? vecStagingWgsl() : scalarStagingWgsl(tile.q)}
+
+@compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row_tile = wg.x;
   let unit = wg.y + p.head_base;
@@ -168,8 +319,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let D = p.head_dim;
   let DV = p.value_dim;
   let row_count = p.q_len * p.pack;
-  let tx = lid % TK;
-  let ty = lid / TK;
+  ${
+    warpX
+      ? `let tx = lid % ${warpX}u + ${warpX}u * ((lid / 32u) % ${TK / warpX}u);
+  let ty = (lid % 32u) / ${warpX}u + ${32 / warpX}u * ((lid / 32u) / ${TK / warpX}u);`
+      : `let tx = lid % TK;
+  let ty = lid / TK;`
+  }
   let f0 = row_tile * BQ;
   let k_base = p.k_off + b * p.k_sb + kvh * p.k_sh;
   let v_base = p.v_off + b * p.v_sb + kvh * p.v_sh;
@@ -183,11 +339,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       `{ let f = f0 + ty * 4u + ${r}u; hr[${r}] = u * p.pack + f % p.pack; qr[${r}] = f / p.pack; rows_ok[${r}] = f < row_count; }`
     ).join("\n  ")
   }
-
+  ${
+    vec ? each(qkItems, (j) => `let q_row${j} = q_row_offset(${item(j)}, f0, b, u);`) : `
   for (var r = lid; r < BQ; r += THREADS) {
     let f = f0 + r;
-    q_rows[r] = select(0xffffffffu, p.q_off + b * p.q_sb + (u * p.pack + f % p.pack) * p.q_sh +
+    q_rows[r] = select(NO_ROW, p.q_off + b * p.q_sb + (u * p.pack + f % p.pack) * p.q_sh +
       (f / p.pack) * p.q_sn, f < row_count);
+  }
+  workgroupBarrier();`
   }
 
   var m = vec4<f32>(NEG);
@@ -195,57 +354,46 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   ${ROWS.flatMap((r) => cols.map((i) => `var ${acc(r, i)} = vec4<f32>(0.0);`)).join("\n  ")}
 
   for (var col = 0u; col < p.cols; col++) {
-    if (lid == 0u) { tile_kind = kinds[row_tile * p.cols + col]; }
-    let kind = workgroupUniformLoad(&tile_kind);
+    // Read-only storage indexed by uniform values: uniform, so the barriers below are legal.
+    let kind = kinds[row_tile * p.cols + col];
     if (kind == 0u) { continue; }
     let k0 = col * BK;
     let check = kind == 1u || k0 + BK > p.kv_len || f0 + BQ > row_count;
 
-    ${ROWS.flatMap((r) => groups.map((g) => `var ${sreg(r, g)} = vec4<f32>(0.0);`)).join("\n    ")}
-    // Global loads run one chunk ahead in registers, overlapping the arithmetic.
-    ${each(qkItems, (j) => `var qk${j} = qk_item(lid + ${j * THREADS}u, 0u, k0, k_base);`)}
+    ${
+    ROWS.flatMap((r) => groups.map((gi) => `var ${sreg(r, gi)} = vec4<f32>(0.0);`)).join("\n    ")
+  }
+    ${each(qkItems, (j) => `var ${qkLoad(j, "0u")}`)}
     for (var dc = 0u; dc < D; dc += DK) {
       workgroupBarrier();
-      ${
-    each(
-      qkItems,
-      (j) =>
-        `if (lid + ${j * THREADS}u < QK_ITEMS) { sh[qk_slot(lid + ${j * THREADS}u)] = qk${j}; }`,
-    )
-  }
+      ${each(qkItems, (j) => `qk_store(${item(j)}, qk${j});`)}
       workgroupBarrier();
       if (dc + DK < D) {
-        ${each(qkItems, (j) => `qk${j} = qk_item(lid + ${j * THREADS}u, dc + DK, k0, k_base);`)}
+        ${each(qkItems, (j) => qkLoad(j, "dc + DK"))}
       }
-      for (var d = 0u; d < DK; d++) {
-        let a = sh[d * QS + ty];
-        ${
-    groups.map((g) =>
-      `let k${g} = sh[KOFF + d * KS + tx + ${g * TK}u];\n        ` +
-      ROWS.map((r) => `${sreg(r, g)} += a.${XYZW[r]} * k${g};`).join("\n        ")
-    ).join("\n        ")
-  }
+      for (var d = 0u; d < DK; d += ${uQK}u) {
+        ${scoreSteps}
       }
     }
 
-    ${each(vItems, (j) => `var vv${j} = v_item(lid + ${j * THREADS}u, k0, v_base);`)}
+    ${each(vItems, (j) => `var ${vLoad(j, "k0")}`)}
     ${ROWS.map(elementwise).join("\n    ")}
     workgroupBarrier();
-    sh[tx * QS + ty] = vec4<f32>(${
+    sh[VOFF + tx * BQ4 + ty] = vec4<f32>(${
     ROWS.map((r) => {
-      const v = groups.map((g) => sreg(r, g)).reduce((a, b) => `max(${a}, ${b})`);
+      const v = groups.map((gi) => sreg(r, gi)).reduce((a, b) => `max(${a}, ${b})`);
       return `max(max(${v}.x, ${v}.y), max(${v}.z, ${v}.w))`;
     }).join(",\n      ")
   });
     workgroupBarrier();
     var mx = m;
-    for (var t = 0u; t < TK; t++) { mx = max(mx, sh[t * QS + ty]); }
+    for (var t = 0u; t < TK; t++) { mx = max(mx, sh[VOFF + t * BQ4 + ty]); }
     let alpha = exp(m - mx);
     m = mx;
     ${
     ROWS.flatMap((r) =>
-      groups.map((g) => {
-        const v = sreg(r, g);
+      groups.map((gi) => {
+        const v = sreg(r, gi);
         return `${v} = select(vec4<f32>(0.0), exp(${v} - mx.${
           XYZW[r]
         }), ${v} > vec4<f32>(NEG_HALF));`;
@@ -253,13 +401,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     ).join("\n    ")
   }
     l = l * alpha + vec4<f32>(${
-    ROWS.map((r) => `dot(${groups.map((g) => sreg(r, g)).join(" + ")}, vec4<f32>(1.0))`).join(", ")
+    ROWS.map((r) => `dot(${groups.map((gi) => sreg(r, gi)).join(" + ")}, vec4<f32>(1.0))`).join(
+      ", ",
+    )
   });
     ${
-    groups.flatMap((g) =>
+    groups.flatMap((gi) =>
       range(4).map((c) =>
-        `ps[(tx + ${g * TK + c * KSLOTS}u) * QS + ty] = vec4<f32>(${
-          ROWS.map((r) => `${sreg(r, g)}.${XYZW[c]}`).join(", ")
+        `sh[(tx + ${gi * TK + c * KSLOTS}u) * BQ4 + ty] = vec4<f32>(${
+          ROWS.map((r) => `${sreg(r, gi)}.${XYZW[c]}`).join(", ")
         });`
       )
     ).join("\n    ")
@@ -267,33 +417,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     ${ROWS.flatMap((r) => cols.map((i) => `${acc(r, i)} *= alpha.${XYZW[r]};`)).join("\n    ")}
     for (var kc = 0u; kc < BK; kc += KC) {
       workgroupBarrier();
-      ${
-    each(vItems, (j) =>
-      `if (lid + ${j * THREADS}u < V_ITEMS) { sh[lid + ${j * THREADS}u] = vv${j}; }`)
-  }
+      ${each(vItems, (j) => `if (${item(j)} < V_ITEMS) { sh[VOFF + ${item(j)}] = vv${j}; }`)}
       workgroupBarrier();
       if (kc + KC < BK) {
-        ${each(vItems, (j) => `vv${j} = v_item(lid + ${j * THREADS}u, k0 + kc + KC, v_base);`)}
+        ${each(vItems, (j) => vLoad(j, "k0 + kc + KC"))}
       }
-      for (var key = 0u; key < KC; key++) {
-        let pv = ps[(kc + key) * QS + ty];
-        ${
-    cols.map((i) =>
-      `{
-          let vv = sh[key * DVP4 + tx + ${i * TK}u];
-          ${ROWS.map((r) => `${acc(r, i)} += pv.${XYZW[r]} * vv;`).join("\n          ")}
-        }`
-    ).join("\n        ")
-  }
+      for (var key = 0u; key < KC; key += ${uPV}u) {
+        ${valueSteps}
       }
     }
   }
 
   workgroupBarrier();
-  sh[tx * QS + ty] = l;
+  sh[VOFF + tx * BQ4 + ty] = l;
   workgroupBarrier();
   var total = vec4<f32>(0.0);
-  for (var t = 0u; t < TK; t++) { total += sh[t * QS + ty]; }
+  for (var t = 0u; t < TK; t++) { total += sh[VOFF + t * BQ4 + ty]; }
   let inv = select(vec4<f32>(0.0), 1.0 / total, total > vec4<f32>(0.0));
   ${
     ROWS.map((r) =>
@@ -320,4 +459,45 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
 }
 `;
+}
+
+/**
+ * Whether q, k and v can be read four elements at a time: head and value dims multiples of
+ * four, unit stride along the head dimension, every other stride and the offsets multiples of
+ * four (so a `vec4` never straddles rows).
+ */
+export function flashVecAligned(
+  plan: Pick<KernelPlan, "q" | "k" | "v" | "sizes">,
+): boolean {
+  const aligned = (d: TensorDesc) =>
+    d.strides[3] === 1 && d.offset % 4 === 0 && d.strides.slice(0, 3).every((s) => s % 4 === 0);
+  return plan.sizes.headDim % 4 === 0 && plan.sizes.valueDim % 4 === 0 &&
+    aligned(plan.q) && aligned(plan.k) && aligned(plan.v);
+}
+
+const DK_CHOICES = [64, 32, 16, 8, 4];
+const MAX_PREFETCH = 4;
+
+/**
+ * Chunk sizes of a flash kernel for a plan's dims on a device: the smallest head-dimension chunk
+ * covering the head dim, else the largest, that fits workgroup memory with at most four
+ * prefetched `vec4`s per invocation (any fitting one if none does); then the largest V chunk
+ * that fits.
+ *
+ * @returns `dk` and `kc`, or undefined if the tile cannot fit at all.
+ */
+export function flashChunks(
+  workgroupBytes: number,
+  shape: Omit<FlashShape, "dk" | "kc">,
+  headDim: number,
+): { dk: number; kc: number } | undefined {
+  const fits = (dk: number, kc: number) =>
+    flashWorkgroupBytes({ ...shape, dk, kc }) <= workgroupBytes;
+  const usable = DK_CHOICES.filter((dk) => (!shape.vec || dk % 8 === 0) && fits(dk, 1));
+  const light = usable.filter((dk) => flashPrefetchItems({ ...shape, dk, kc: 1 }) <= MAX_PREFETCH);
+  const pool = light.length ? light : usable;
+  const dk = pool.findLast((d) => d >= headDim) ?? pool[0];
+  if (dk === undefined) return undefined;
+  const kc = DK_CHOICES.concat([2, 1]).find((k) => shape.tile.kv % k === 0 && fits(dk, k));
+  return kc === undefined ? undefined : { dk, kc };
 }
