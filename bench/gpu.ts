@@ -7,8 +7,8 @@
  * TFLOP/s count `4·B·H·Nq·Nk·D`, halved for causal.
  * @module
  */
-import { attention, causal, kernel, type KernelFamily, mask, type Transform } from "../core/mod.ts";
-import { compose } from "../core/mod.ts";
+import type { KernelFamily } from "../core/mod.ts";
+import { attentionFlops, shapeLabel, timeAttention } from "./_gpu_timing.ts";
 import { createWebGpuBackend } from "../backends/webgpu/mod.ts";
 
 interface Row {
@@ -29,42 +29,17 @@ const quick = Deno.args.includes("--quick");
 const outPath = Deno.args.find((a) => a.endsWith(".json")) ?? "bench/results/gpu.json";
 const gpu = await createWebGpuBackend();
 const rows: Row[] = [];
-const label = (s: typeof shapes[0]) => `B${s.batch} H${s.heads} N${s.n} D${s.dim}`;
-const flopsOf = (s: typeof shapes[0], isCausal: boolean) =>
-  4 * s.batch * s.heads * s.n * s.n * s.dim * (isCausal ? 0.5 : 1);
-
-async function timeRun(
+const label = shapeLabel;
+const flopsOf = attentionFlops;
+const scaled = (s: typeof shapes[0]) => ({ ...s, n: quick ? Math.max(64, s.n / 16) : s.n });
+const timeRun = (
   s: typeof shapes[0],
   dtype: "f32" | "f16",
-  isCausal: boolean,
+  causal: boolean,
   family: KernelFamily,
-): Promise<number> {
-  const scale = quick ? 1 / 16 : 1;
-  const n = Math.max(64, Math.round(s.n * scale));
-  const data = new Float32Array(s.batch * s.heads * n * s.dim).map((_, i) =>
-    Math.sin(i * 0.37) * 0.5
-  );
-  const x = gpu.tensor(data, [s.batch, s.heads, n, s.dim], dtype);
-  const transforms: Transform[] = [kernel(family)];
-  if (isCausal) transforms.push(mask(causal()));
-  const plan = gpu.plan(compose(...transforms)(attention(x, x, x)));
-  const once = async () => gpu.release((await gpu.run(plan, { q: x, k: x, v: x })).out);
-  await once();
-  await gpu.sync();
-  let iters = 1, elapsed = 0;
-  for (;;) {
-    const start = performance.now();
-    for (let i = 0; i < iters; i++) await once();
-    await gpu.sync();
-    elapsed = performance.now() - start;
-    if (elapsed > 300 || iters >= 64) break;
-    iters *= 4;
-  }
-  gpu.release(x);
-  return elapsed / iters;
-}
+) => timeAttention(gpu, s, { dtype, causal, family });
 
-for (const s of shapes) {
+for (const s of shapes.map(scaled)) {
   for (const isCausal of [false, true]) {
     for (const dtype of ["f32", "f16"] as const) {
       const ms = await timeRun(s, dtype, isCausal, "flash");

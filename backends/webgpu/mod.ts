@@ -73,9 +73,16 @@ export interface WebGpuOptions {
   readonly flashTile?: TileShape;
   /** Keys per flash invocation (4 or 8). Default 4: more invocations hide latency better. */
   readonly flashKeysPerThread?: 4 | 8;
+  /**
+   * Times the flash kernel's inner loops are unrolled: a power of two up to 64. Default 32 on
+   * hardware (1.3× faster than 4 on an H100); 4 on software fallbacks, whose JIT is slow on
+   * unrolled code.
+   */
+  readonly flashUnroll?: number;
 }
 
 const MAX_HEAD_DIM = 256;
+const UNROLLS = [1, 2, 4, 8, 16, 32, 64] as const;
 
 /** Flash tiles by preference: measured fastest first (bench/RESULTS.md). */
 const HARDWARE_TILES: readonly TileShape[] = [
@@ -159,7 +166,8 @@ export function webGpuCaps(
  * @param options Tuning options.
  * @returns The backend.
  * @throws {Error} If WebGPU or an adapter is unavailable.
- * @throws {RangeError} If `options.flashTile` does not fit the device.
+ * @throws {RangeError} If `options.flashTile` does not fit the device, or `options.flashUnroll`
+ * is not a power of two up to 64 (checked before a device is acquired).
  * @example
  * ```ts ignore
  * import { createWebGpuBackend } from "@attend/attend/webgpu";
@@ -168,6 +176,12 @@ export function webGpuCaps(
  * ```
  */
 export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<WebGpuBackend> {
+  const { flashUnroll } = options;
+  if (flashUnroll !== undefined && !(UNROLLS as readonly number[]).includes(flashUnroll)) {
+    throw new RangeError(
+      `Cannot create WebGPU backend: flashUnroll must be a power of two up to 64, current value is ${flashUnroll}`,
+    );
+  }
   const ctx: GpuContext = await acquireDevice();
   const { device } = ctx;
   const keysPerThread = options.flashKeysPerThread ?? 4;
@@ -179,8 +193,8 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
     device.destroy();
     throw e;
   }
-  // Software adapters JIT fully unrolled loops slowly; hardware runs them 1.3x faster.
-  const flash = { keysPerThread, unroll: ctx.fallback ? 4 : 32 };
+  const unroll = options.flashUnroll ?? (ctx.fallback ? 4 : 32);
+  const flash = { keysPerThread, unroll };
   const pool = new BufferPool(device, device.limits.maxBufferSize);
   const pipelines = new PipelineCache(device);
   const uniformPool = new UniformPool(device);

@@ -15,8 +15,8 @@
  * four, unit stride along the head dimension) every global load reads four elements at once.
  * The inner loops are unrolled `unroll` times by the generator (the shader compilers we measured
  * do not unroll them), and the register blocks are named registers, never indexed private arrays.
- * On hardware, consecutive invocations cover 4 key columns × 8 row groups, so a warp's workgroup
- * loads touch few distinct addresses.
+ * Where the tile allows, each 32 consecutive invocations cover 4 key columns × 8 row groups, so
+ * a warp's workgroup loads touch few distinct addresses.
  *
  * With grouped heads the workgroup's rows interleave the group's query heads (row
  * `f = qIdx·pack + head-in-group`), so each K/V tile is read once for the whole group.
@@ -481,8 +481,8 @@ const MAX_PREFETCH = 4;
 /**
  * Chunk sizes of a flash kernel for a plan's dims on a device: the smallest head-dimension chunk
  * covering the head dim, else the largest, that fits workgroup memory with at most four
- * prefetched `vec4`s per invocation (any fitting one if none does); then the largest V chunk
- * that fits.
+ * prefetched `vec4`s per invocation (the smallest fitting one if none does); then the largest
+ * V chunk that fits.
  *
  * @returns `dk` and `kc`, or undefined if the tile cannot fit at all.
  */
@@ -495,7 +495,7 @@ export function flashChunks(
     flashWorkgroupBytes({ ...shape, dk, kc }) <= workgroupBytes;
   const usable = DK_CHOICES.filter((dk) => (!shape.vec || dk % 8 === 0) && fits(dk, 1));
   const light = usable.filter((dk) => flashPrefetchItems({ ...shape, dk, kc: 1 }) <= MAX_PREFETCH);
-  const pool = light.length ? light : usable;
+  const pool = light.length ? light : usable.slice(-1);
   const dk = pool.findLast((d) => d >= headDim) ?? pool[0];
   if (dk === undefined) return undefined;
   const kc = DK_CHOICES.concat([2, 1]).find((k) => shape.tile.kv % k === 0 && fits(dk, k));

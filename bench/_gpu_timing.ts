@@ -1,0 +1,66 @@
+/**
+ * Timing of one attention shape on a WebGPU backend, shared by the GPU benchmarks: the first
+ * run compiles and warms up, then repetitions grow until 300 ms (or 64 runs) have passed.
+ * @module
+ */
+import {
+  attention,
+  causal,
+  compose,
+  kernel,
+  type KernelFamily,
+  mask,
+  type Transform,
+} from "../core/mod.ts";
+import type { WebGpuBackend } from "../backends/webgpu/mod.ts";
+
+/** A self-attention shape (q = k = v). */
+export interface BenchShape {
+  readonly batch: number;
+  readonly heads: number;
+  readonly n: number;
+  readonly dim: number;
+}
+
+/** What to time on a shape. */
+export interface BenchCase {
+  readonly dtype: "f32" | "f16";
+  readonly causal: boolean;
+  readonly family: KernelFamily;
+}
+
+/** `B1 H32 N4096 D128`. */
+export const shapeLabel = (s: BenchShape): string => `B${s.batch} H${s.heads} N${s.n} D${s.dim}`;
+
+/** Attention FLOPs, `4·B·H·N²·D`, halved for causal. */
+export const attentionFlops = (s: BenchShape, isCausal: boolean): number =>
+  4 * s.batch * s.heads * s.n * s.n * s.dim * (isCausal ? 0.5 : 1);
+
+/** Milliseconds per run of `c` on `s`. */
+export async function timeAttention(
+  gpu: WebGpuBackend,
+  s: BenchShape,
+  c: BenchCase,
+): Promise<number> {
+  const data = new Float32Array(s.batch * s.heads * s.n * s.dim).map((_, i) =>
+    Math.sin(i * 0.37) * 0.5
+  );
+  const x = gpu.tensor(data, [s.batch, s.heads, s.n, s.dim], c.dtype);
+  const transforms: Transform[] = [kernel(c.family)];
+  if (c.causal) transforms.push(mask(causal()));
+  const plan = gpu.plan(compose(...transforms)(attention(x, x, x)));
+  const once = async () => gpu.release((await gpu.run(plan, { q: x, k: x, v: x })).out);
+  await once();
+  await gpu.sync();
+  let iters = 1, elapsed = 0;
+  for (;;) {
+    const start = performance.now();
+    for (let i = 0; i < iters; i++) await once();
+    await gpu.sync();
+    elapsed = performance.now() - start;
+    if (elapsed > 300 || iters >= 64) break;
+    iters *= 4;
+  }
+  gpu.release(x);
+  return elapsed / iters;
+}
