@@ -45,8 +45,11 @@ export function grid(count: number): [number, number] {
   return count <= 65535 ? [count, 1] : [65535, Math.ceil(count / 65535)];
 }
 
+/** A buffer bound whole, or its first `size` bytes. */
+export type Binding = GPUBuffer | { readonly buffer: GPUBuffer; readonly size: number };
+
 /** Resources of one dispatch: binding number to buffer. */
-export type Bindings = Readonly<Record<number, GPUBuffer>>;
+export type Bindings = Readonly<Record<number, Binding>>;
 
 /** Records one compute dispatch into a pass. */
 export function dispatch(
@@ -58,9 +61,9 @@ export function dispatch(
 ): void {
   const bindGroup = device.createBindGroup({
     layout: pipeline.getBindGroupLayout(0),
-    entries: Object.entries(bindings).map(([binding, buffer]) => ({
+    entries: Object.entries(bindings).map(([binding, resource]) => ({
       binding: Number(binding),
-      resource: { buffer },
+      resource: resource instanceof GPUBuffer ? { buffer: resource } : resource,
     })),
   });
   pass.setPipeline(pipeline);

@@ -6,7 +6,8 @@
 import type { BlockLayout } from "../../core/classify_blocks.ts";
 import type { KernelPlan } from "../../core/lower.ts";
 import { bucketSize, type BufferPool, type UniformPool } from "./_buffer_pool.ts";
-import { type Bindings, dispatch, grid, paramsData } from "./_dispatch.ts";
+import { type Binding, type Bindings, dispatch, grid, paramsData } from "./_dispatch.ts";
+import { extent } from "../../core/tensor_desc.ts";
 import type { PipelineCache } from "./_pipelines.ts";
 import { literalWords } from "../../core/to_wgsl.ts";
 import { LITERALS_BINDING, modifierLiterals } from "./kernels/_common_wgsl.ts";
@@ -75,12 +76,17 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
   const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
   const label = shapeLabel(plan);
   const bindingLimit = device.limits.maxStorageBufferBindingSize;
-  for (const [role, buffer] of Object.entries(inputs)) {
-    if (buffer.size > bindingLimit) {
+  const bound = {} as Record<"q" | "k" | "v", Binding>;
+  for (const role of ["q", "k", "v"] as const) {
+    // The bytes the kernel can address, rounded up to whole vec4s (buffers come in larger
+    // buckets), so the binding is not limited by the pool's rounding.
+    const bytes = Math.ceil((extent(plan[role]) * (plan.dtype === "f16" ? 2 : 4)) / 16) * 16;
+    if (bytes > bindingLimit) {
       throw new RangeError(
-        `Cannot run ${label}: ${role} needs ${buffer.size} bytes, over the device's maxStorageBufferBindingSize ${bindingLimit}`,
+        `Cannot run ${label}: ${role} needs ${bytes} bytes, over the device's maxStorageBufferBindingSize ${bindingLimit}`,
       );
     }
+    bound[role] = { buffer: inputs[role], size: Math.min(inputs[role].size, Math.max(16, bytes)) };
   }
   const outBytes = 4 * batch * heads * qLen * valueDim;
   if (outBytes > bindingLimit) {
@@ -145,7 +151,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
   const lits: Bindings = table.values.length
     ? { [LITERALS_BINDING]: uniform(literalWords(table).buffer as ArrayBuffer) }
     : {};
-  const qkv: Bindings = { 1: inputs.q, 2: inputs.k, 3: inputs.v, ...lits };
+  const qkv: Bindings = { 1: bound.q, 2: bound.k, 3: bound.v, ...lits };
   const totalHeads = batch * heads;
   const flashUnits = totalHeads / plan.pack;
 
@@ -176,8 +182,8 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
       if (qLen * kvLen > 0) {
         dispatch(device, pass, kernels.scores, {
           0: params,
-          1: inputs.q,
-          2: inputs.k,
+          1: bound.q,
+          2: bound.k,
           ...lits,
           4: scores,
         }, [tiles(kvLen), tiles(qLen), count]);
@@ -191,7 +197,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
           grid(count * qLen),
         );
         if (valueDim > 0) {
-          dispatch(device, pass, kernels.output, { 0: params, 3: inputs.v, 4: scores, 5: outF32 }, [
+          dispatch(device, pass, kernels.output, { 0: params, 3: bound.v, 4: scores, 5: outF32 }, [
             tiles(valueDim),
             tiles(qLen),
             count,

@@ -241,6 +241,28 @@ Deno.test({
 });
 
 Deno.test({
+  name: "webgpu rejects a tensor over the storage-binding limit, naming it, before allocating",
+  ignore,
+  fn: async () => {
+    const b = gpu!;
+    const limit = b.device.limits.maxStorageBufferBindingSize;
+    if (limit > 256 * 2 ** 20) return; // Too large to allocate in a test on this adapter.
+    const dim = 64, rows = limit / (4 * dim) + 64;
+    const big = b.tensor(new Float32Array(rows * dim), [1, 1, rows, dim]);
+    const small = b.tensor(new Float32Array(8 * dim), [1, 1, 8, dim]);
+    const plan = b.plan(kernel("flash")(attention(small, big, big)));
+    const before = b.stats();
+    await assertRejects(
+      () => b.run(plan, { q: small, k: big, v: big }),
+      RangeError,
+      `over the device's maxStorageBufferBindingSize ${limit}`,
+    );
+    assertEquals(b.stats(), before);
+    b.release(big), b.release(small);
+  },
+});
+
+Deno.test({
   name: "webgpu GQA equals MHA with repeated KV heads (packed and unpacked rows)",
   ignore,
   fn: () => assertGqaEqualsRepeatedKv(gpu!, 8),
