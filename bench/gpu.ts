@@ -29,8 +29,6 @@ const quick = Deno.args.includes("--quick");
 const outPath = Deno.args.find((a) => a.endsWith(".json")) ?? "bench/results/gpu.json";
 const gpu = await createWebGpuBackend();
 const rows: Row[] = [];
-const label = shapeLabel;
-const flopsOf = attentionFlops;
 const scaled = (s: typeof shapes[0]) => ({ ...s, n: quick ? Math.max(64, s.n / 16) : s.n });
 const timeRun = (
   s: typeof shapes[0],
@@ -45,11 +43,11 @@ for (const s of shapes.map(scaled)) {
       const ms = await timeRun(s, dtype, isCausal, "flash");
       rows.push({
         impl: "attend flash",
-        shape: label(s),
+        shape: shapeLabel(s),
         causal: isCausal,
         dtype,
         ms,
-        tflops: flopsOf(s, isCausal) / ms / 1e9,
+        tflops: attentionFlops(s, isCausal) / ms / 1e9,
       });
       console.log(JSON.stringify(rows.at(-1)));
     }
@@ -57,11 +55,11 @@ for (const s of shapes.map(scaled)) {
       const ms = await timeRun(s, "f32", isCausal, "materialized");
       rows.push({
         impl: "attend materialized",
-        shape: label(s),
+        shape: shapeLabel(s),
         causal: isCausal,
         dtype: "f32",
         ms,
-        tflops: flopsOf(s, isCausal) / ms / 1e9,
+        tflops: attentionFlops(s, isCausal) / ms / 1e9,
       });
       console.log(JSON.stringify(rows.at(-1)));
     }

@@ -26,6 +26,8 @@ export interface EncodeRequest {
   readonly pool: BufferPool;
   readonly uniformPool: UniformPool;
   readonly pipelines: PipelineCache;
+  /** The backend's pipelines per plan (see `compiledKernels`). */
+  readonly compiled: WeakMap<KernelPlan, Promise<Kernels>>;
   readonly plan: KernelPlan;
   readonly layout: BlockLayout;
   /** Flash kernel shape: keys per invocation and inner-loop unrolling. */
@@ -70,6 +72,55 @@ function flashSource(req: EncodeRequest, base: MaterializedParams): string {
   return flashWgsl({ ...base, ...shape, ...chunks, unroll: req.flash.unroll });
 }
 
+/** The pipelines a plan runs. */
+export interface Kernels {
+  readonly flash?: GPUComputePipeline;
+  readonly scores?: GPUComputePipeline;
+  readonly softmax?: GPUComputePipeline;
+  readonly output?: GPUComputePipeline;
+  /** Packs f32 results to f16 storage. */
+  readonly pack?: GPUComputePipeline;
+}
+
+async function compileKernels(req: EncodeRequest): Promise<Kernels> {
+  const { plan, pipelines } = req;
+  const label = shapeLabel(plan);
+  const params: MaterializedParams = {
+    headDim: plan.sizes.headDim,
+    valueDim: plan.sizes.valueDim,
+    dtype: plan.dtype,
+    mask: plan.mask,
+    scoreMod: plan.scoreMod,
+  };
+  const pack = plan.dtype === "f16" ? pipelines.get("pack f16", packF16Wgsl()) : undefined;
+  if (plan.family === "flash") {
+    return {
+      flash: await pipelines.get(`flash: ${label}`, flashSource(req, params)),
+      pack: await pack,
+    };
+  }
+  return {
+    scores: await pipelines.get(`scores: ${label}`, scoresWgsl(params)),
+    softmax: await pipelines.get(`softmax: ${label}`, softmaxWgsl(params)),
+    output: await pipelines.get(`output: ${label}`, outputWgsl(params)),
+    pack: await pack,
+  };
+}
+
+/**
+ * A plan's pipelines, generated and looked up once per plan object: the sources (a flash kernel
+ * unrolls to tens of kilobytes) are not rebuilt and rehashed on every run.
+ */
+function compiledKernels(req: EncodeRequest): Promise<Kernels> {
+  let kernels = req.compiled.get(req.plan);
+  if (!kernels) {
+    kernels = compileKernels(req);
+    kernels.catch(() => req.compiled.delete(req.plan));
+    req.compiled.set(req.plan, kernels);
+  }
+  return kernels;
+}
+
 /** Encodes, submits and checks one run. */
 export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult> {
   const { device, pool, plan, inputs } = req;
@@ -94,24 +145,9 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
       `Cannot run ${label}: out needs ${outBytes} bytes, over the device's maxStorageBufferBindingSize ${bindingLimit}`,
     );
   }
-  const materialized: MaterializedParams = {
-    headDim: plan.sizes.headDim,
-    valueDim,
-    dtype: plan.dtype,
-    mask: plan.mask,
-    scoreMod: plan.scoreMod,
-  };
   // Compile before allocating, so a shader error leaves the pool untouched.
-  const kernels = plan.family === "flash"
-    ? { flash: await req.pipelines.get(`flash: ${label}`, flashSource(req, materialized)) }
-    : {
-      scores: await req.pipelines.get(`scores: ${label}`, scoresWgsl(materialized)),
-      softmax: await req.pipelines.get(`softmax: ${label}`, softmaxWgsl(materialized)),
-      output: await req.pipelines.get(`output: ${label}`, outputWgsl(materialized)),
-    };
-  const pack = plan.dtype === "f16"
-    ? await req.pipelines.get("pack f16", packF16Wgsl())
-    : undefined;
+  const { flash: flashKernel, scores, softmax, output, pack } = await compiledKernels(req);
+  const kernels = { flash: flashKernel, scores, softmax, output };
 
   const scoreBytesPerHead = 4 * qLen * kvLen;
   const headsPerPass = plan.family === "flash"

@@ -28,7 +28,7 @@ import { gatherStrided } from "../_strided.ts";
 import { BufferPool, type PoolStats, UniformPool } from "./_buffer_pool.ts";
 export type { PoolStats } from "./_buffer_pool.ts";
 import { acquireDevice, assertAlive, type GpuContext } from "./_device.ts";
-import { encodeAttention } from "./_encode.ts";
+import { encodeAttention, type Kernels } from "./_encode.ts";
 import { PipelineCache } from "./_pipelines.ts";
 import { flashChunks, flashThreads } from "./kernels/flash_wgsl.ts";
 
@@ -198,6 +198,7 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
   const pool = new BufferPool(device, device.limits.maxBufferSize);
   const pipelines = new PipelineCache(device);
   const uniformPool = new UniformPool(device);
+  const compiled = new WeakMap<KernelPlan, Promise<Kernels>>();
 
   function wrap(buffer: GPUBuffer, shape: readonly number[], dtype: DType): Tensor {
     return Object.freeze({
@@ -256,6 +257,7 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
         pool,
         uniformPool,
         pipelines,
+        compiled,
         plan,
         layout: planLayout(plan),
         flash,
