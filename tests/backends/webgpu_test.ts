@@ -269,34 +269,40 @@ Deno.test({
 });
 
 Deno.test({
-  name: "webgpu hardware flash tile (64x64, 8 keys per invocation) equals the oracle",
+  name: "webgpu hardware flash tiles (64x64, 8 or 4 keys per invocation) equal the oracle",
   ignore,
   fn: async () => {
-    // The software adapter defaults to 16x16 tiles; this runs the GPU tile's code path too.
-    const big = await createWebGpuBackend({
-      flashTile: { q: 64, kv: 64 },
-      flashKeysPerThread: 8,
-    });
-    try {
-      const shape = {
-        batch: 2,
-        heads: 4,
-        kvHeads: 2,
-        qLen: 45,
-        kvLen: 70,
-        headDim: 24,
-        valueDim: 24,
-      };
-      for (const m of [undefined, causalCase]) {
-        const data = problemData(shape, 3);
-        const c = oracleCase(shape, data, 1 / Math.sqrt(24), m);
-        const ref = oracle(c);
-        const got = await runProblem(big, shape, data, { mask: m, family: "flash", lse: true });
-        assertLessOrEqual(maxAbsError(got.out, ref.out), tolerance(c, ref), `mask ${m?.name}`);
-        assertLessOrEqual(maxAbsError(got.lse!, ref.lse), 1e-4, `lse, mask ${m?.name}`);
+    // The software adapter defaults to 16x16 tiles; this runs the GPU tiles' code paths too:
+    // swizzled Q/K chunks, one chunk (D24) and several with a partial last one (D72), the
+    // swizzle computed per step (unroll 4) and fixed at generation (unroll 16).
+    const configs = [
+      { flashKeysPerThread: 8, flashUnroll: 4, headDim: 24, kvHeads: 2 },
+      { flashKeysPerThread: 4, flashUnroll: 16, headDim: 72, kvHeads: 4 },
+    ] as const;
+    for (const { headDim, kvHeads, ...options } of configs) {
+      const big = await createWebGpuBackend({ flashTile: { q: 64, kv: 64 }, ...options });
+      try {
+        const shape = {
+          batch: 2,
+          heads: 4,
+          kvHeads,
+          qLen: 45,
+          kvLen: 70,
+          headDim,
+          valueDim: headDim,
+        };
+        for (const m of [undefined, causalCase]) {
+          const data = problemData(shape, 3);
+          const c = oracleCase(shape, data, 1 / Math.sqrt(headDim), m);
+          const ref = oracle(c);
+          const got = await runProblem(big, shape, data, { mask: m, family: "flash", lse: true });
+          const at = `D${headDim} unroll ${options.flashUnroll}, mask ${m?.name}`;
+          assertLessOrEqual(maxAbsError(got.out, ref.out), tolerance(c, ref), at);
+          assertLessOrEqual(maxAbsError(got.lse!, ref.lse), 1e-4, `lse, ${at}`);
+        }
+      } finally {
+        big.dispose();
       }
-    } finally {
-      big.dispose();
     }
   },
 });

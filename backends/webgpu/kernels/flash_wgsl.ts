@@ -4,8 +4,8 @@
  *
  * - S = Q·Kᵀ: each invocation accumulates 4 rows × `keysPerThread` keys (strided across the
  *   tile, so stores of P are bank-conflict free) in `vec4` registers; the head dimension streams
- *   through workgroup memory in chunks of `dk` (Q pre-scaled on load), read as `vec4`s so one
- *   load feeds four rows or four keys;
+ *   through two workgroup buffers in chunks of `dk` (Q pre-scaled on load), read as `vec4`s so
+ *   one load feeds four rows or four keys, with one barrier per chunk;
  * - online softmax in f32, the rows' maxima reduced as `vec4`s across the invocations of a row;
  * - O += P·V: each invocation keeps 4 rows × `dc` `vec4` columns of O in named registers; P goes
  *   through workgroup memory transposed, V in chunks of `kc` keys.
@@ -62,12 +62,16 @@ export function flashThreads(tile: TileShape, keysPerThread: number): number {
 }
 
 interface Geometry {
-  /** vec4 slots per row group (Q chunk stride, padded) and per key slot (K chunk stride). */
+  /** vec4 slots per dimension of the Q chunk and of the K chunk (padded unless swizzled). */
   readonly qs: number;
   readonly ks: number;
+  /** Whether the Q/K chunks' slots are swizzled instead of padded (see `vecStagingWgsl`). */
+  readonly swizzle: boolean;
   /** `vec4` columns of V per invocation and per key. */
   readonly dc: number;
   readonly dvp4: number;
+  /** `vec4`s of one Q/K chunk buffer (there are two). */
+  readonly chunk: number;
   /** Offset of the V chunk / row reductions, after P. */
   readonly voff: number;
   /** `vec4`s of the workgroup array. */
@@ -78,10 +82,12 @@ function geometry(s: FlashShape): Geometry {
   const tq = s.tile.q / 4, kslots = s.tile.kv / 4, tk = s.tile.kv / s.keysPerThread;
   const dc = Math.max(1, Math.ceil(s.valueDim / (4 * tk)));
   const dvp4 = dc * tk;
-  const [qs, ks] = [tq + 1, kslots + 1];
+  const swizzle = s.vec && tq % 8 === 0 && kslots % 8 === 0;
+  const [qs, ks] = swizzle ? [tq, kslots] : [tq + 1, kslots + 1];
   const voff = s.tile.kv * tq;
-  const slots = Math.max(s.dk * (qs + ks), voff + Math.max(s.kc * dvp4, tk * tq));
-  return { qs, ks, dc, dvp4, voff, slots };
+  const chunk = s.dk * (qs + ks);
+  const slots = Math.max(2 * chunk, voff + Math.max(s.kc * dvp4, tk * tq));
+  return { qs, ks, swizzle, dc, dvp4, chunk, voff, slots };
 }
 
 /** Workgroup bytes a flash kernel declares. */
@@ -128,10 +134,14 @@ fn load_${name}(i: u32) -> f32 { return ${name}_buf[i]; }`;
 /**
  * Global → workgroup staging with four-wide loads. Item `e` is four dimensions of one Q or K
  * row; two items of a row are adjacent so a warp reads whole 32-byte sectors. K rows are
- * permuted so that the scalar stores of sixteen consecutive items hit distinct banks.
+ * permuted so that the scalar stores of sixteen consecutive items hit consecutive words. The two
+ * halves of a warp then store dimensions `d` and `d + 4`: with \`swizzle\` the slots of every
+ * odd group of four dimensions are XORed with 4, which puts the halves in distinct banks without
+ * padding the rows (and keeps each warp's later vec4 reads within one aligned block of 8 slots).
  */
-function vecStagingWgsl(): string {
+function vecStagingWgsl(swizzle: boolean): string {
   return `
+fn swz(dim: u32) -> u32 { return ${swizzle ? "((dim >> 2u) & 1u) << 2u" : "0u"}; }
 fn qk_row(e: u32) -> u32 { return (e / 2u) % ALL_ROWS; }
 fn qk_d4(e: u32) -> u32 { return (e % 2u) + 2u * (e / (2u * ALL_ROWS)); }
 fn k_slot(kk: u32) -> u32 { return (kk % 4u) * BK4 + kk / 4u; }
@@ -156,15 +166,17 @@ fn qk_item(e: u32, row: u32, dc: u32, k0: u32, k_base: u32) -> vec4<f32> {
   }
   return x;
 }
-fn qk_store(e: u32, x: vec4<f32>) {
+fn qk_store(e: u32, x: vec4<f32>, buf: u32) {
   if (e >= QK_ITEMS) { return; }
   let r = qk_row(e);
   let d = 4u * qk_d4(e);
   if (r < BQ) {
-    for (var c = 0u; c < 4u; c++) { sh[(d + c) * QS + r / 4u][r % 4u] = x[c]; }
+    for (var c = 0u; c < 4u; c++) { sh[buf + (d + c) * QS + ((r / 4u) ^ swz(d + c))][r % 4u] = x[c]; }
   } else {
     let key = k_slot(r - BQ);
-    for (var c = 0u; c < 4u; c++) { sh[KOFF + (d + c) * KS + key % BK4][key / BK4] = x[c]; }
+    for (var c = 0u; c < 4u; c++) {
+      sh[buf + KOFF + (d + c) * KS + ((key % BK4) ^ swz(d + c))][key / BK4] = x[c];
+    }
   }
 }
 fn v_item(e: u32, key0: u32, v_base: u32) -> vec4<f32> {
@@ -202,11 +214,11 @@ fn qk_item(e: u32, dc: u32, k0: u32, k_base: u32) -> vec4<f32> {
   }
   return x;
 }
-fn qk_store(e: u32, x: vec4<f32>) {
+fn qk_store(e: u32, x: vec4<f32>, buf: u32) {
   if (e >= QK_ITEMS) { return; }
   let d = e % DK;
   let slot = e / DK;
-  sh[select(KOFF + d * KS + slot - BQ4, d * QS + slot, slot < BQ4)] = x;
+  sh[buf + select(KOFF + d * KS + slot - BQ4, d * QS + slot, slot < BQ4)] = x;
 }
 fn v_item(e: u32, key0: u32, v_base: u32) -> vec4<f32> {
   let key = key0 + e / DVP4;
@@ -262,10 +274,20 @@ export function flashWgsl(params: FlashParams): string {
         ${x} = x;
       }`.replaceAll("[r]", `[${r}]`);
     }).join("\n      ");
+  // The chunk's swizzle at dimension d + w: a constant when the unrolled step covers whole
+  // groups of eight dimensions.
+  const swizzled = (slot: string, w: number) =>
+    !g.swizzle
+      ? slot
+      : uQK % 8 === 0
+      ? (w & 4 ? `((${slot}) ^ 4u)` : slot)
+      : `((${slot}) ^ swz(d + ${w}u))`;
   const scoreSteps = range(uQK).map((w) =>
     [
-      `let a_${w} = sh[(d + ${w}u) * QS + ty];`,
-      ...groups.map((gi) => `let k${gi}_${w} = sh[KOFF + (d + ${w}u) * KS + tx + ${gi * TK}u];`),
+      `let a_${w} = sh[buf + (d + ${w}u) * QS + ${swizzled("ty", w)}];`,
+      ...groups.map((gi) =>
+        `let k${gi}_${w} = sh[buf + KOFF + (d + ${w}u) * KS + ${swizzled(`tx + ${gi * TK}u`, w)}];`
+      ),
       ...groups.flatMap((gi) =>
         ROWS.map((r) => `${sreg(r, gi)} += a_${w}.${XYZW[r]} * k${gi}_${w};`)
       ),
@@ -297,16 +319,18 @@ const ALL_ROWS: u32 = ${tile.q + tile.kv}u;
 const QK_ITEMS: u32 = ${qkItemCount(params)}u;
 const V_ITEMS: u32 = KC * DVP4;
 const NO_ROW: u32 = 0xffffffffu;
-// Q/K chunk row strides padded by one vec4 so that quarter-warp vec4 stores hit distinct banks.
+// Q/K chunk row strides, padded by one vec4 (unless swizzled) so that stores hit distinct banks.
 const QS: u32 = ${g.qs}u;
 const KS: u32 = ${g.ks}u;
 const KOFF: u32 = ${DK * g.qs}u;
+const CHUNK: u32 = ${g.chunk}u;
 const VOFF: u32 = ${g.voff}u;
 
-// S phase: Q chunk [d][row/4] at 0, K chunk [d][key slot] at KOFF.
+// S phase: two buffers of CHUNK vec4s, each a Q chunk [d][row/4] then a K chunk [d][key slot]
+// at KOFF.
 // P·V phase: P transposed [key][row/4] at 0, then the V chunk [key][d/4] (or row reductions).
 var<workgroup> sh: array<vec4<f32>, ${g.slots}>;
-${vec ? vecStagingWgsl() : scalarStagingWgsl(tile.q)}
+${vec ? vecStagingWgsl(g.swizzle) : scalarStagingWgsl(tile.q)}
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -364,15 +388,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     ROWS.flatMap((r) => groups.map((gi) => `var ${sreg(r, gi)} = vec4<f32>(0.0);`)).join("\n    ")
   }
     ${each(qkItems, (j) => `var ${qkLoad(j, "0u")}`)}
+    workgroupBarrier();
+    ${each(qkItems, (j) => `qk_store(${item(j)}, qk${j}, 0u);`)}
+    workgroupBarrier();
+    // Double-buffered chunks: the next chunk is loaded during this one's products and stored in
+    // the other buffer, whose readers all passed the previous chunk's barrier.
     for (var dc = 0u; dc < D; dc += DK) {
-      workgroupBarrier();
-      ${each(qkItems, (j) => `qk_store(${item(j)}, qk${j});`)}
-      workgroupBarrier();
-      if (dc + DK < D) {
+      let buf = select(0u, CHUNK, (dc / DK) % 2u == 1u);
+      let more = dc + DK < D;
+      if (more) {
         ${each(qkItems, (j) => qkLoad(j, "dc + DK"))}
       }
       for (var d = 0u; d < DK; d += ${uQK}u) {
         ${scoreSteps}
+      }
+      if (more) {
+        ${each(qkItems, (j) => `qk_store(${item(j)}, qk${j}, CHUNK - buf);`)}
+        workgroupBarrier();
       }
     }
 
