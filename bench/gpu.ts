@@ -2,7 +2,12 @@
  * The GPU report: flash (f32 and f16 storage, causal and not) and materialized attention on
  * WebGPU, and PyTorch SDPA fp32 (memory-efficient and math) measured in the same run.
  *
- *     deno task bench:gpu [out.json]        (on the GPU machine: .gpu/run.sh deno task bench:gpu)
+ *     deno task bench:gpu [--quick] [out.json]
+ *
+ * On the GPU machine, which has no network, run it with `deno run` (`deno task` first caches the
+ * config's npm packages, such as the tests' fast-check, and fails offline):
+ *
+ *     .gpu/run.sh deno run -A bench/gpu.ts out.json
  *
  * TFLOP/s count `4·B·H·Nq·Nk·D`, halved for causal.
  * @module

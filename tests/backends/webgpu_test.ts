@@ -269,18 +269,30 @@ Deno.test({
 });
 
 Deno.test({
-  name: "webgpu hardware flash tiles (64x64, 8 or 4 keys per invocation) equal the oracle",
+  name: "webgpu larger flash tiles (64x64 and 32x32, 8 or 4 keys per invocation) equal the oracle",
   ignore,
   fn: async () => {
-    // The software adapter defaults to 16x16 tiles; this runs the GPU tiles' code paths too:
+    // The software adapter defaults to 16x16 tiles; these run the GPU tiles' code paths too:
     // swizzled Q/K chunks, one chunk (D24) and several with a partial last one (D72), the
-    // swizzle computed per step (unroll 4) and fixed at generation (unroll 16).
+    // swizzle computed per step (unroll 4) and fixed at generation (unroll 8).
     const configs = [
-      { flashKeysPerThread: 8, flashUnroll: 4, headDim: 24, kvHeads: 2 },
-      { flashKeysPerThread: 4, flashUnroll: 16, headDim: 72, kvHeads: 4 },
+      {
+        flashTile: { q: 64, kv: 64 },
+        flashKeysPerThread: 8,
+        flashUnroll: 4,
+        headDim: 24,
+        kvHeads: 2,
+      },
+      {
+        flashTile: { q: 32, kv: 32 },
+        flashKeysPerThread: 4,
+        flashUnroll: 8,
+        headDim: 72,
+        kvHeads: 4,
+      },
     ] as const;
     for (const { headDim, kvHeads, ...options } of configs) {
-      const big = await createWebGpuBackend({ flashTile: { q: 64, kv: 64 }, ...options });
+      const big = await createWebGpuBackend(options);
       try {
         const shape = {
           batch: 2,
