@@ -121,6 +121,18 @@ function compiledKernels(req: EncodeRequest): Promise<Kernels> {
   return kernels;
 }
 
+const kindWordsOf = new WeakMap<BlockLayout, Uint32Array>();
+
+/** The layout's tile kinds as the `u32`s the flash kernel reads, converted once per layout. */
+function kindWords(layout: BlockLayout): Uint32Array {
+  let words = kindWordsOf.get(layout);
+  if (!words) {
+    words = Uint32Array.from(layout.kinds);
+    kindWordsOf.set(layout, words);
+  }
+  return words;
+}
+
 /** Encodes, submits and checks one run. */
 export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult> {
   const { device, pool, plan, inputs } = req;
@@ -146,8 +158,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
     );
   }
   // Compile before allocating, so a shader error leaves the pool untouched.
-  const { flash: flashKernel, scores, softmax, output, pack } = await compiledKernels(req);
-  const kernels = { flash: flashKernel, scores, softmax, output };
+  const kernels = await compiledKernels(req);
 
   const scoreBytesPerHead = 4 * qLen * kvLen;
   const headsPerPass = plan.family === "flash"
@@ -193,7 +204,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
 
   if (kernels.flash) {
     const kinds = pool.acquire(Math.max(4, 4 * req.layout.kinds.length), `kinds: ${label}`);
-    device.queue.writeBuffer(kinds, 0, Uint32Array.from(req.layout.kinds));
+    device.queue.writeBuffer(kinds, 0, kindWords(req.layout));
     temporaries.push(kinds);
     for (let base = 0; base < flashUnits; base += headsPerPass) {
       const count = Math.min(headsPerPass, flashUnits - base);
@@ -244,7 +255,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
   }
 
   let out = outF32;
-  if (pack) {
+  if (kernels.pack) {
     const elements = batch * heads * qLen * valueDim;
     out = pool.acquire(Math.max(4, 2 * (elements + (elements & 1))), `out f16: ${label}`);
     temporaries.push(outF32);
@@ -252,7 +263,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
     const words = Math.ceil(elements / 2);
     if (words > 0) {
       const [x, y] = grid(Math.ceil(words / 256));
-      dispatch(device, pass, pack, { 0: outF32, 1: out, 2: count }, [x, y]);
+      dispatch(device, pass, kernels.pack, { 0: outF32, 1: out, 2: count }, [x, y]);
     }
   }
   pass.end();
