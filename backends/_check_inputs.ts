@@ -1,48 +1,133 @@
 /**
- * Shared checks of what a backend is handed: tensors it owns, matching the plan.
+ * Shared checks of what a backend is handed: live tensors of this very backend instance that
+ * stay inside their storage, data of the right length, read targets, plans for this backend.
+ * Every check runs before any work, so a refused call changes nothing.
  * @module
  */
 import type { KernelPlan } from "../core/lower.ts";
 import type { Tensor } from "./backend.ts";
-import { numel } from "../core/tensor_desc.ts";
+import { extent, numel, type TensorDesc } from "../core/tensor_desc.ts";
 
-/** Throws unless `data` holds exactly the elements of `shape`. */
-export function checkTensorData(data: ArrayLike<number>, shape: readonly number[]): void {
-  if (!data || typeof data.length !== "number") {
-    throw new TypeError(`Cannot create tensor: data must be array-like, current value is ${data}`);
+/** Storage of the built-in backends' tensors: the owning instance and its element count. */
+export interface OwnedStorage {
+  /** Token of the backend instance that made the tensor. */
+  readonly owner: object;
+  /** Elements the storage holds; views must stay inside. */
+  readonly elements: number;
+  /** Set by `release()`. */
+  released: boolean;
+}
+
+/** Throws unless `data` is array-like and holds exactly the elements of `desc`. */
+export function checkTensorData(data: ArrayLike<number>, desc: TensorDesc): void {
+  if (data === null || typeof data !== "object" || typeof data.length !== "number") {
+    throw new TypeError(
+      `Cannot create tensor: data must be an array or typed array, current value is ${
+        data === null ? "null" : typeof data
+      }`,
+    );
   }
-  if (data.length !== numel({ shape })) {
+  if (data.length !== numel(desc)) {
     throw new RangeError(
       `Cannot create tensor: data.length must equal ${
-        numel({ shape })
-      } for shape [${shape}], current value is ${data.length}`,
+        numel(desc)
+      } for shape [${desc.shape}], current value is ${data.length}`,
     );
   }
 }
 
-/** Throws unless `t` is a live tensor of `backend`. */
-export function checkOwner(t: Tensor, backend: string, role: string): void {
-  if (!t || t.backend !== backend) {
+/**
+ * The storage of a live tensor of this backend instance.
+ *
+ * @param t The tensor.
+ * @param backend The backend's name.
+ * @param owner The backend instance's token.
+ * @param role What the tensor is to the caller ("q", "tensor", …), named in errors.
+ * @throws {TypeError} If `t` is not a tensor of this instance, or was released.
+ * @throws {RangeError} If its view addresses past its storage.
+ */
+export function ownedStorage<S extends OwnedStorage>(
+  t: Tensor,
+  backend: string,
+  owner: object,
+  role: string,
+): S {
+  if (t === null || typeof t !== "object" || t.backend !== backend) {
     throw new TypeError(
-      `Cannot use ${role}: tensor must belong to backend "${backend}", current value is ${t?.backend}`,
+      `Cannot use ${role}: tensor must belong to backend "${backend}", current value is ${
+        t === null || typeof t !== "object" ? String(t) : `a tensor of "${t.backend}"`
+      }`,
+    );
+  }
+  const storage = t.storage as S | undefined;
+  if (storage?.owner !== owner) {
+    throw new TypeError(
+      `Cannot use ${role}: tensor must belong to this "${backend}" backend instance, current value is a tensor of another instance`,
+    );
+  }
+  if (storage.released) {
+    throw new TypeError(
+      `Cannot use ${role}: its storage must be live, current state is released`,
+    );
+  }
+  if (extent(t) > storage.elements) {
+    throw new RangeError(
+      `Cannot use ${role}: its view must stay inside its storage of ${storage.elements} elements, current extent is ${
+        extent(t)
+      }`,
+    );
+  }
+  return storage;
+}
+
+/** Throws unless `target` is a Float32Array with exactly the elements of `t`. */
+export function checkReadTarget(target: Float32Array, t: TensorDesc, role: string): void {
+  if (!(target instanceof Float32Array)) {
+    throw new TypeError(
+      `Cannot read ${role}: target must be a Float32Array, current value is ${
+        target === null ? "null" : (target as object)?.constructor?.name ?? typeof target
+      }`,
+    );
+  }
+  if (target.length !== numel(t)) {
+    throw new RangeError(
+      `Cannot read ${role}: target.length must equal ${
+        numel(t)
+      } for shape [${t.shape}], current value is ${target.length}`,
     );
   }
 }
 
-/** Throws unless q, k, v belong to `backend` and match the plan's descriptors. */
-export function checkRunInputs(
+/** Throws unless `plan` was lowered for `backend`. */
+export function checkPlan(plan: KernelPlan, backend: string): void {
+  if (plan === null || typeof plan !== "object" || plan.backend !== backend) {
+    throw new TypeError(
+      `Cannot run plan: plan.backend must be "${backend}", current value is ${
+        plan === null || typeof plan !== "object" ? String(plan) : plan.backend
+      }`,
+    );
+  }
+}
+
+/**
+ * Checks q, k, v against the plan and returns their storages.
+ * @throws {TypeError} For foreign or released tensors and plans of another backend.
+ * @throws {RangeError} For tensors whose descriptors differ from the plan's.
+ */
+export function checkRunInputs<S extends OwnedStorage>(
   plan: KernelPlan,
   io: Record<"q" | "k" | "v", Tensor>,
   backend: string,
-): void {
-  if (plan.backend !== backend) {
-    throw new TypeError(
-      `Cannot run plan: plan.backend must be "${backend}", current value is ${plan.backend}`,
-    );
+  owner: object,
+): Record<"q" | "k" | "v", S> {
+  checkPlan(plan, backend);
+  if (io === null || typeof io !== "object") {
+    throw new TypeError(`Cannot run plan: inputs must be { q, k, v }, current value is ${io}`);
   }
+  const storages = {} as Record<"q" | "k" | "v", S>;
   for (const role of ["q", "k", "v"] as const) {
     const t = io[role];
-    checkOwner(t, backend, role);
+    storages[role] = ownedStorage<S>(t, backend, owner, role);
     const want = plan[role];
     for (const field of ["dtype", "shape", "strides", "offset"] as const) {
       if (String(t[field]) !== String(want[field])) {
@@ -53,5 +138,15 @@ export function checkRunInputs(
         );
       }
     }
+  }
+  return storages;
+}
+
+/** Throws once a backend was disposed: every later call is refused by name. */
+export function checkOpen(disposed: boolean, backend: string): void {
+  if (disposed) {
+    throw new TypeError(
+      `Cannot use backend "${backend}": it must not be disposed, current state is disposed`,
+    );
   }
 }

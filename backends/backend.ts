@@ -42,15 +42,28 @@ export interface Backend {
   readonly caps: BackendCaps;
   /** Copies host data into a new contiguous tensor. */
   tensor(data: ArrayLike<number>, shape: readonly number[], dtype?: DType): Tensor;
-  /** Reads a tensor (any view) back as row-major f32. */
+  /** Reads a tensor (any view) back as a new row-major Float32Array. */
   read(t: Tensor): Promise<Float32Array>;
+  /**
+   * Reads a tensor into a caller's Float32Array of exactly its element count, allocating
+   * nothing; resolves to `target`.
+   */
+  readInto(t: Tensor, target: Float32Array): Promise<Float32Array>;
+  /** Reads several tensors (say a run's `out` and `lse`) in one round trip to the device. */
+  readMany(tensors: readonly Tensor[]): Promise<Float32Array[]>;
   /** Lowers a spec for this backend. */
   plan(spec: AttentionSpec): KernelPlan;
+  /**
+   * Compiles what a plan runs, so that its first `run` does not wait for it (a server calls this
+   * at start-up). Resolves at once where nothing needs compiling; rejects, naming the kernel, if
+   * compilation fails, and the backend stays usable.
+   */
+  prepare(plan: KernelPlan): Promise<void>;
   /** Runs a plan on tensors matching its descriptors. */
   run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs>;
   /** Frees a tensor's storage; later use of it throws. */
   release(t: Tensor): void;
-  /** Frees everything the backend holds. */
+  /** Frees everything the backend holds; every later call throws. Calling it again does nothing. */
   dispose(): void;
 }
 

@@ -1,19 +1,20 @@
 /**
- * CPU tensor storage: a typed array per tensor, Float32Array or Float16Array.
+ * CPU tensor storage: a typed array per tensor, Float32Array or Float16Array, owned by one
+ * backend instance.
  * @module
  */
 import type { Tensor } from "../backend.ts";
+import type { OwnedStorage } from "../_check_inputs.ts";
+import { gatherStrided } from "../_strided.ts";
 import { contiguousStrides, type DType } from "../../core/tensor_desc.ts";
 
 /** Typed array of a CPU tensor. */
 export type HostArray = Float32Array | Float16Array;
 
 /** CPU storage handle. */
-export interface CpuStorage {
+export interface CpuStorage extends OwnedStorage {
   /** The elements; `released` storage throws on use. */
-  data: HostArray;
-  /** Set by `release()`. */
-  released: boolean;
+  readonly data: HostArray;
 }
 
 /** Allocates a host array of a dtype. */
@@ -25,16 +26,21 @@ export function hostArray(dtype: DType, length: number): HostArray {
 export function dataOf(t: Tensor): HostArray {
   const storage = t.storage as CpuStorage;
   if (storage.released) {
-    throw new TypeError("Cannot use tensor: its storage was released, current state is released");
+    throw new TypeError("Cannot use tensor: its storage must be live, current state is released");
   }
   return storage.data;
 }
 
-/** Makes a contiguous CPU tensor over `data`. */
-export function cpuTensor(data: HostArray, shape: readonly number[], dtype: DType): Tensor {
+/** Makes a contiguous CPU tensor over `data`, owned by the backend instance `owner`. */
+export function cpuTensor(
+  data: HostArray,
+  shape: readonly number[],
+  dtype: DType,
+  owner: object,
+): Tensor {
   return Object.freeze({
     backend: "cpu",
-    storage: { data, released: false } satisfies CpuStorage,
+    storage: { owner, elements: data.length, data, released: false } satisfies CpuStorage,
     dtype,
     shape: Object.freeze([...shape]),
     strides: Object.freeze(contiguousStrides(shape)),
@@ -44,14 +50,13 @@ export function cpuTensor(data: HostArray, shape: readonly number[], dtype: DTyp
 
 /** Copies rows `[0, rows)` of head `(b, h)` of a rank-4 view into a row-major `rows × dim` block. */
 export function gatherHead(t: Tensor, b: number, h: number): Float32Array {
-  const data = dataOf(t);
   const [, , rows, dim] = t.shape;
   const [sb, sh, sn, sd] = t.strides;
-  const out = new Float32Array(rows * dim);
-  const base = t.offset + b * sb + h * sh;
-  for (let n = 0; n < rows; n++) {
-    const row = base + n * sn;
-    for (let d = 0; d < dim; d++) out[n * dim + d] = data[row + d * sd];
-  }
-  return out;
+  const head = {
+    dtype: t.dtype,
+    shape: [rows, dim],
+    strides: [sn, sd],
+    offset: t.offset + b * sb + h * sh,
+  };
+  return gatherStrided(dataOf(t), head, new Float32Array(rows * dim));
 }

@@ -16,14 +16,21 @@
  */
 import { type BackendCaps, type KernelPlan, lower } from "../../core/lower.ts";
 import type { AttentionSpec } from "../../core/spec.ts";
-import { assertDType, type DType, numel } from "../../core/tensor_desc.ts";
+import { type DType, numel, tensorDesc } from "../../core/tensor_desc.ts";
 import type { Backend, RunInputs, RunOutputs, Tensor } from "../backend.ts";
-import { checkOwner, checkRunInputs, checkTensorData } from "../_check_inputs.ts";
+import {
+  checkOpen,
+  checkPlan,
+  checkReadTarget,
+  checkRunInputs,
+  checkTensorData,
+  ownedStorage,
+} from "../_check_inputs.ts";
 import { runFlash } from "./_flash.ts";
 import { kernelContext } from "./_kernel_context.ts";
 import { runMaterialized } from "./_materialized.ts";
 import { gatherStrided } from "../_strided.ts";
-import { type CpuStorage, cpuTensor, dataOf, hostArray } from "./_storage.ts";
+import { type CpuStorage, cpuTensor, hostArray } from "./_storage.ts";
 
 /**
  * Capabilities of the CPU backend.
@@ -59,40 +66,74 @@ export const cpuCaps: BackendCaps = Object.freeze({
  * ```
  */
 export function createCpuBackend(): Backend {
+  const owner = {};
+  let disposed = false;
+  const storageOf = (t: Tensor, role: string) => {
+    checkOpen(disposed, "cpu");
+    return ownedStorage<CpuStorage>(t, "cpu", owner, role);
+  };
+  const readInto = (t: Tensor, target: Float32Array, role = "tensor") => {
+    const { data } = storageOf(t, role);
+    checkReadTarget(target, t, role);
+    return gatherStrided(data, t, target);
+  };
   return {
     name: "cpu",
     caps: cpuCaps,
     tensor(data: ArrayLike<number>, shape: readonly number[], dtype: DType = "f32"): Tensor {
-      assertDType(dtype);
-      checkTensorData(data, shape);
-      const host = hostArray(dtype, numel({ shape }));
+      checkOpen(disposed, "cpu");
+      const desc = tensorDesc(shape, dtype);
+      checkTensorData(data, desc);
+      const host = hostArray(dtype, numel(desc));
       host.set(data);
-      return cpuTensor(host, shape, dtype);
+      return cpuTensor(host, shape, dtype, owner);
     },
-    read(t: Tensor): Promise<Float32Array> {
-      checkOwner(t, "cpu", "tensor");
-      return Promise.resolve(gatherStrided(dataOf(t), t));
+    // deno-lint-ignore require-await
+    async read(t: Tensor): Promise<Float32Array> {
+      storageOf(t, "tensor");
+      return readInto(t, new Float32Array(numel(t)));
+    },
+    // deno-lint-ignore require-await
+    async readInto(t: Tensor, target: Float32Array): Promise<Float32Array> {
+      return readInto(t, target);
+    },
+    // deno-lint-ignore require-await
+    async readMany(tensors: readonly Tensor[]): Promise<Float32Array[]> {
+      tensors.forEach((t, i) => storageOf(t, `tensors[${i}]`));
+      return tensors.map((t, i) => readInto(t, new Float32Array(numel(t)), `tensors[${i}]`));
     },
     plan(spec: AttentionSpec): KernelPlan {
+      checkOpen(disposed, "cpu");
       return lower(spec, cpuCaps);
     },
-    run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs> {
-      checkRunInputs(plan, io, "cpu");
+    // deno-lint-ignore require-await
+    async prepare(plan: KernelPlan): Promise<void> {
+      checkOpen(disposed, "cpu");
+      checkPlan(plan, "cpu");
+    },
+    // deno-lint-ignore require-await
+    async run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs> {
+      checkOpen(disposed, "cpu");
+      checkRunInputs<CpuStorage>(plan, io, "cpu", owner);
       const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
       const ctx = kernelContext(plan, io);
       const probs = plan.outputs.probs ? new Float32Array(batch * heads * qLen * kvLen) : undefined;
       if (plan.family === "flash") runFlash(ctx);
       else runMaterialized(ctx, probs);
-      return Promise.resolve({
-        out: cpuTensor(ctx.out, [batch, heads, qLen, valueDim], plan.dtype),
-        ...(ctx.lse ? { lse: cpuTensor(ctx.lse, [batch, heads, qLen], "f32") } : {}),
-        ...(probs ? { probs: cpuTensor(probs, [batch, heads, qLen, kvLen], "f32") } : {}),
-      });
+      return {
+        out: cpuTensor(ctx.out, [batch, heads, qLen, valueDim], plan.dtype, owner),
+        ...(ctx.lse ? { lse: cpuTensor(ctx.lse, [batch, heads, qLen], "f32", owner) } : {}),
+        ...(probs ? { probs: cpuTensor(probs, [batch, heads, qLen, kvLen], "f32", owner) } : {}),
+      };
     },
     release(t: Tensor): void {
-      checkOwner(t, "cpu", "tensor");
-      (t.storage as CpuStorage).released = true;
+      checkOpen(disposed, "cpu");
+      const storage = t?.storage as CpuStorage | undefined;
+      if (storage?.released && storage.owner === owner) return;
+      ownedStorage<CpuStorage>(t, "cpu", owner, "tensor").released = true;
     },
-    dispose(): void {},
+    dispose(): void {
+      disposed = true;
+    },
   };
 }

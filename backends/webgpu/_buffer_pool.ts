@@ -20,9 +20,24 @@ export interface PoolStats {
 // GPUBufferUsage STORAGE | COPY_SRC | COPY_DST, as numbers so importing works without WebGPU.
 const USAGE = 0x80 | 0x04 | 0x08;
 
-/** Bucket size for a request. */
+/** Bucket size for a request: the next power of two, at least 256 bytes. */
 export function bucketSize(bytes: number): number {
   return Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, bytes))));
+}
+
+/**
+ * The size of buffer to create for `bytes` on a device whose largest buffer is `maxBytes`: the
+ * bucket, or (where the bucket would pass the limit) the request rounded up to 256 bytes.
+ * @throws {RangeError} If `bytes` itself is over the limit, naming the real size.
+ */
+export function bufferSize(bytes: number, maxBytes: number, label: string): number {
+  if (bytes > maxBytes) {
+    throw new RangeError(
+      `Cannot allocate ${label}: size must be at most the device's maxBufferSize ${maxBytes} bytes, current value is ${bytes} bytes`,
+    );
+  }
+  const bucket = bucketSize(bytes);
+  return bucket <= maxBytes ? bucket : Math.min(maxBytes, Math.ceil(bytes / 256) * 256);
 }
 
 /** A pool of storage buffers on one device. */
@@ -30,6 +45,7 @@ export class BufferPool {
   #device: GPUDevice;
   #maxBytes: number;
   #idle = new Map<number, GPUBuffer[]>();
+  #handedOut = new Set<GPUBuffer>();
   #live = 0;
   #peak = 0;
   #idleBytes = 0;
@@ -46,21 +62,22 @@ export class BufferPool {
 
   /**
    * Takes a buffer of at least `bytes` bytes.
-   * @throws {RangeError} If the bucket exceeds the device's buffer size limit.
+   * @throws {RangeError} If `bytes` exceeds the device's buffer size limit.
    */
   acquire(bytes: number, label: string): GPUBuffer {
-    const size = bucketSize(bytes);
-    if (size > this.#maxBytes) {
-      throw new RangeError(
-        `Cannot allocate ${label}: ${bytes} bytes exceed the device's maxBufferSize ${this.#maxBytes}`,
-      );
-    }
+    const size = bufferSize(bytes, this.#maxBytes, label);
     const reused = this.#idle.get(size)?.pop();
     if (reused) this.#idleBytes -= size;
     const buffer = reused ?? this.#create(size, label);
+    this.#handedOut.add(buffer);
     this.#live += size;
     this.#peak = Math.max(this.#peak, this.#live);
     return buffer;
+  }
+
+  /** Whether `buffer` was handed out by this pool and not yet released. */
+  owns(buffer: GPUBuffer): boolean {
+    return this.#handedOut.has(buffer);
   }
 
   #create(size: number, label: string): GPUBuffer {
@@ -68,8 +85,9 @@ export class BufferPool {
     return this.#device.createBuffer({ size, usage: USAGE, label });
   }
 
-  /** Returns a buffer for reuse. */
+  /** Returns a buffer for reuse; a buffer this pool did not hand out is ignored. */
   release(buffer: GPUBuffer): void {
+    if (!this.#handedOut.delete(buffer)) return;
     const size = buffer.size;
     this.#live -= size;
     this.#idleBytes += size;
@@ -98,6 +116,14 @@ export class BufferPool {
     for (const list of this.#idle.values()) for (const b of list) b.destroy();
     this.#idle.clear();
     this.#idleBytes = 0;
+  }
+
+  /** Destroys every buffer, idle or handed out (the backend is going away). */
+  destroy(): void {
+    this.trim();
+    for (const buffer of this.#handedOut) buffer.destroy();
+    this.#handedOut.clear();
+    this.#live = 0;
   }
 }
 

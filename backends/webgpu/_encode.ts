@@ -5,7 +5,7 @@
  */
 import type { BlockLayout } from "../../core/classify_blocks.ts";
 import type { KernelPlan } from "../../core/lower.ts";
-import { bucketSize, type BufferPool, type UniformPool } from "./_buffer_pool.ts";
+import type { BufferPool, UniformPool } from "./_buffer_pool.ts";
 import { type Binding, type Bindings, dispatch, grid, paramsData } from "./_dispatch.ts";
 import { extent } from "../../core/tensor_desc.ts";
 import type { PipelineCache } from "./_pipelines.ts";
@@ -20,18 +20,22 @@ import {
   softmaxWgsl,
 } from "./kernels/materialized_wgsl.ts";
 
-/** What a run needs. */
-export interface EncodeRequest {
+/** What compiling a plan's kernels needs: the backend's device, caches and flash shape. */
+export interface KernelCompiler {
   readonly device: GPUDevice;
-  readonly pool: BufferPool;
-  readonly uniformPool: UniformPool;
   readonly pipelines: PipelineCache;
   /** The backend's pipelines per plan (see `compiledKernels`). */
   readonly compiled: WeakMap<KernelPlan, Promise<Kernels>>;
-  readonly plan: KernelPlan;
-  readonly layout: BlockLayout;
   /** Flash kernel shape: keys per invocation and inner-loop unrolling. */
   readonly flash: { readonly keysPerThread: 4 | 8; readonly unroll: number };
+}
+
+/** What a run needs. */
+export interface EncodeRequest extends KernelCompiler {
+  readonly pool: BufferPool;
+  readonly uniformPool: UniformPool;
+  readonly plan: KernelPlan;
+  readonly layout: BlockLayout;
   readonly inputs: { readonly q: GPUBuffer; readonly k: GPUBuffer; readonly v: GPUBuffer };
 }
 
@@ -48,17 +52,21 @@ function shapeLabel(plan: KernelPlan): string {
 }
 
 /** The flash kernel for a plan: vector loads when aligned, chunks from the device's limits. */
-function flashSource(req: EncodeRequest, base: MaterializedParams): string {
-  const { plan } = req;
+function flashSource(
+  compiler: KernelCompiler,
+  plan: KernelPlan,
+  base: MaterializedParams,
+): string {
   const vec = flashVecAligned(plan);
   const shape = {
     tile: plan.tile,
-    keysPerThread: req.flash.keysPerThread,
+    keysPerThread: compiler.flash.keysPerThread,
     valueDim: base.valueDim,
     vec,
   };
+  const limit = compiler.device.limits.maxComputeWorkgroupStorageSize;
   const chunks = flashChunks(
-    req.device.limits.maxComputeWorkgroupStorageSize,
+    limit,
     shape,
     base.headDim,
   );
@@ -66,10 +74,10 @@ function flashSource(req: EncodeRequest, base: MaterializedParams): string {
     throw new RangeError(
       `Cannot run ${
         shapeLabel(plan)
-      }: flash tile ${plan.tile.q}x${plan.tile.kv} does not fit the device's maxComputeWorkgroupStorageSize ${req.device.limits.maxComputeWorkgroupStorageSize}`,
+      }: flash tile ${plan.tile.q}x${plan.tile.kv} does not fit the device's maxComputeWorkgroupStorageSize ${limit}`,
     );
   }
-  return flashWgsl({ ...base, ...shape, ...chunks, unroll: req.flash.unroll });
+  return flashWgsl({ ...base, ...shape, ...chunks, unroll: compiler.flash.unroll });
 }
 
 /** The pipelines a plan runs. */
@@ -82,8 +90,8 @@ export interface Kernels {
   readonly pack?: GPUComputePipeline;
 }
 
-async function compileKernels(req: EncodeRequest): Promise<Kernels> {
-  const { plan, pipelines } = req;
+async function compileKernels(compiler: KernelCompiler, plan: KernelPlan): Promise<Kernels> {
+  const { pipelines } = compiler;
   const label = shapeLabel(plan);
   const params: MaterializedParams = {
     headDim: plan.sizes.headDim,
@@ -95,7 +103,7 @@ async function compileKernels(req: EncodeRequest): Promise<Kernels> {
   const pack = plan.dtype === "f16" ? pipelines.get("pack f16", packF16Wgsl()) : undefined;
   if (plan.family === "flash") {
     return {
-      flash: await pipelines.get(`flash: ${label}`, flashSource(req, params)),
+      flash: await pipelines.get(`flash: ${label}`, flashSource(compiler, plan, params)),
       pack: await pack,
     };
   }
@@ -111,12 +119,12 @@ async function compileKernels(req: EncodeRequest): Promise<Kernels> {
  * A plan's pipelines, generated and looked up once per plan object: the sources (a flash kernel
  * unrolls to tens of kilobytes) are not rebuilt and rehashed on every run.
  */
-function compiledKernels(req: EncodeRequest): Promise<Kernels> {
-  let kernels = req.compiled.get(req.plan);
+export function compiledKernels(compiler: KernelCompiler, plan: KernelPlan): Promise<Kernels> {
+  let kernels = compiler.compiled.get(plan);
   if (!kernels) {
-    kernels = compileKernels(req);
-    kernels.catch(() => req.compiled.delete(req.plan));
-    req.compiled.set(req.plan, kernels);
+    kernels = compileKernels(compiler, plan);
+    kernels.catch(() => compiler.compiled.delete(plan));
+    compiler.compiled.set(plan, kernels);
   }
   return kernels;
 }
@@ -157,9 +165,6 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
       `Cannot run ${label}: out needs ${outBytes} bytes, over the device's maxStorageBufferBindingSize ${bindingLimit}`,
     );
   }
-  // Compile before allocating, so a shader error leaves the pool untouched.
-  const kernels = await compiledKernels(req);
-
   const scoreBytesPerHead = 4 * qLen * kvLen;
   const headsPerPass = plan.family === "flash"
     ? 65535
@@ -170,7 +175,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
       Math.min(batch * heads, Math.floor(bindingLimit / 2 / Math.max(4, scoreBytesPerHead))),
     );
   if (
-    plan.family === "materialized" && bucketSize(headsPerPass * scoreBytesPerHead) > bindingLimit
+    plan.family === "materialized" && headsPerPass * scoreBytesPerHead > bindingLimit
   ) {
     throw new RangeError(
       `Cannot run ${label}: scores need ${
@@ -178,6 +183,9 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
       } bytes, over the device's maxStorageBufferBindingSize ${bindingLimit}; use the flash kernel`,
     );
   }
+  // Compile after the size checks and before allocating, so neither a size that cannot run nor
+  // a shader error costs a compilation or touches the pool.
+  const kernels = await compiledKernels(req, plan);
 
   device.pushErrorScope("out-of-memory");
   device.pushErrorScope("validation");
@@ -204,7 +212,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
 
   if (kernels.flash) {
     const kinds = pool.acquire(Math.max(4, 4 * req.layout.kinds.length), `kinds: ${label}`);
-    device.queue.writeBuffer(kinds, 0, kindWords(req.layout));
+    if (req.layout.kinds.length > 0) device.queue.writeBuffer(kinds, 0, kindWords(req.layout));
     temporaries.push(kinds);
     for (let base = 0; base < flashUnits; base += headsPerPass) {
       const count = Math.min(headsPerPass, flashUnits - base);

@@ -4,10 +4,20 @@
  * @module
  */
 
+/** What a pipeline cache has compiled. */
+export interface CompileStats {
+  /** Pipelines compiled successfully. */
+  readonly pipelines: number;
+  /** Milliseconds their compilations took, summed (each from request to ready). */
+  readonly compileMs: number;
+}
+
 /** A cache of compute pipelines on one device. */
 export class PipelineCache {
   #device: GPUDevice;
   #pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  #compiled = 0;
+  #compileMs = 0;
 
   /** @param device The device. */
   constructor(device: GPUDevice) {
@@ -17,6 +27,11 @@ export class PipelineCache {
   /** Number of distinct shaders compiled or compiling. */
   get size(): number {
     return this.#pipelines.size;
+  }
+
+  /** Pipelines compiled and the time it took. */
+  stats(): CompileStats {
+    return { pipelines: this.#compiled, compileMs: this.#compileMs };
   }
 
   /** The pipeline for `code`, compiled once. */
@@ -31,6 +46,14 @@ export class PipelineCache {
   }
 
   async #compile(label: string, code: string): Promise<GPUComputePipeline> {
+    const start = performance.now();
+    const pipeline = await this.#build(label, code);
+    this.#compiled++;
+    this.#compileMs += performance.now() - start;
+    return pipeline;
+  }
+
+  async #build(label: string, code: string): Promise<GPUComputePipeline> {
     const device = this.#device;
     device.pushErrorScope("validation");
     const module = device.createShaderModule({ label, code });

@@ -15,29 +15,37 @@
  */
 import { type BackendCaps, type KernelPlan, lower, planLayout } from "../../core/lower.ts";
 import type { AttentionSpec, TileShape } from "../../core/spec.ts";
-import {
-  assertDType,
-  contiguousStrides,
-  type DType,
-  extent,
-  numel,
-} from "../../core/tensor_desc.ts";
+import { type DType, numel, tensorDesc } from "../../core/tensor_desc.ts";
 import type { Backend, RunInputs, RunOutputs, Tensor } from "../backend.ts";
-import { checkOwner, checkRunInputs, checkTensorData } from "../_check_inputs.ts";
-import { gatherStrided } from "../_strided.ts";
+import {
+  checkOpen,
+  checkPlan,
+  checkReadTarget,
+  checkRunInputs,
+  checkTensorData,
+  type OwnedStorage,
+  ownedStorage,
+} from "../_check_inputs.ts";
 import { BufferPool, type PoolStats, UniformPool } from "./_buffer_pool.ts";
 export type { PoolStats } from "./_buffer_pool.ts";
 import { acquireDevice, assertAlive, type GpuContext } from "./_device.ts";
-import { encodeAttention, type Kernels } from "./_encode.ts";
-import { PipelineCache } from "./_pipelines.ts";
+import { compiledKernels, encodeAttention, type KernelCompiler } from "./_encode.ts";
+import { type CompileStats, PipelineCache } from "./_pipelines.ts";
+export type { CompileStats } from "./_pipelines.ts";
+import { readBack, StagingPool } from "./_readback.ts";
+import { writeElements } from "./_upload.ts";
 import { flashChunks, flashThreads } from "./kernels/flash_wgsl.ts";
 
 /** Storage of a WebGPU tensor. */
-export interface GpuStorage {
+export interface GpuStorage extends OwnedStorage {
   /** The buffer (from the pool). */
   readonly buffer: GPUBuffer;
-  /** Set by `release()`. */
-  released: boolean;
+}
+
+/** Counters of a WebGPU backend: its buffer pool, staging buffers and compiled pipelines. */
+export interface WebGpuStats extends PoolStats, CompileStats {
+  /** Bytes of mappable staging buffers kept idle for reads. */
+  readonly stagingBytes: number;
 }
 
 /** The WebGPU backend, with device-level extras for tests and benchmarks. */
@@ -46,22 +54,12 @@ export interface WebGpuBackend extends Backend {
   readonly device: GPUDevice;
   /** Adapter description. */
   readonly adapterName: string;
-  /** Buffer pool counters. */
-  stats(): PoolStats;
+  /** Buffer pool, staging and compilation counters. */
+  stats(): WebGpuStats;
   /** Restarts the pool's peak tracking. */
   resetPeak(): void;
   /** Resolves when all submitted work has finished. */
   sync(): Promise<void>;
-}
-
-const MAP_READ = 0x01, COPY_DST = 0x08;
-
-function bufferOf(t: Tensor): GPUBuffer {
-  const storage = t.storage as GpuStorage;
-  if (storage.released) {
-    throw new TypeError("Cannot use tensor: its storage was released, current state is released");
-  }
-  return storage.buffer;
 }
 
 /** Options of `createWebGpuBackend`. */
@@ -194,22 +192,38 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
     throw e;
   }
   const unroll = options.flashUnroll ?? (ctx.fallback ? 4 : 16);
-  const flash = { keysPerThread, unroll };
+  const owner = {};
   const pool = new BufferPool(device, device.limits.maxBufferSize);
-  const pipelines = new PipelineCache(device);
+  const staging = new StagingPool(device);
   const uniformPool = new UniformPool(device);
-  const compiled = new WeakMap<KernelPlan, Promise<Kernels>>();
+  const compiler: KernelCompiler = {
+    device,
+    pipelines: new PipelineCache(device),
+    compiled: new WeakMap(),
+    flash: { keysPerThread, unroll },
+  };
+  let disposed = false;
 
-  function wrap(buffer: GPUBuffer, shape: readonly number[], dtype: DType): Tensor {
-    return Object.freeze({
-      backend: "webgpu",
-      storage: { buffer, released: false } satisfies GpuStorage,
-      dtype,
-      shape: Object.freeze([...shape]),
-      strides: Object.freeze(contiguousStrides(shape)),
-      offset: 0,
-    });
-  }
+  const usable = () => {
+    checkOpen(disposed, "webgpu");
+    assertAlive(ctx);
+  };
+  const storageOf = (t: Tensor, role: string) => ownedStorage<GpuStorage>(t, "webgpu", owner, role);
+  const wrap = (buffer: GPUBuffer, shape: readonly number[], dtype: DType): Tensor => {
+    const desc = tensorDesc(shape, dtype);
+    const storage: GpuStorage = { owner, elements: numel(desc), buffer, released: false };
+    return Object.freeze({ backend: "webgpu", storage, ...desc });
+  };
+  /** Reads tensors into targets (all checked before any device call). */
+  const readAll = async (tensors: readonly Tensor[], targets: Float32Array[]) => {
+    const requests = tensors.map((desc, i) => ({
+      desc,
+      buffer: storageOf(desc, tensors.length > 1 ? `tensors[${i}]` : "tensor").buffer,
+      target: targets[i],
+    }));
+    await readBack(device, staging, requests);
+    return targets;
+  };
 
   return {
     name: "webgpu",
@@ -217,51 +231,53 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
     device,
     adapterName: ctx.adapterName,
     tensor(data: ArrayLike<number>, shape: readonly number[], dtype: DType = "f32"): Tensor {
-      assertAlive(ctx);
-      assertDType(dtype);
-      checkTensorData(data, shape);
-      const n = numel({ shape });
-      const host = dtype === "f16" ? new Float16Array(n + (n & 1)) : new Float32Array(n);
-      host.set(data);
-      const buffer = pool.acquire(Math.max(4, host.byteLength), `tensor [${shape}] ${dtype}`);
-      device.queue.writeBuffer(buffer, 0, host.buffer, host.byteOffset, host.byteLength);
+      usable();
+      const desc = tensorDesc(shape, dtype);
+      checkTensorData(data, desc);
+      const elements = numel(desc);
+      const bytes = dtype === "f16" ? 2 * (elements + (elements & 1)) : 4 * elements;
+      const buffer = pool.acquire(Math.max(4, bytes), `tensor [${shape}] ${dtype}`);
+      writeElements(device.queue, buffer, data, dtype);
       return wrap(buffer, shape, dtype);
     },
     async read(t: Tensor): Promise<Float32Array> {
-      assertAlive(ctx);
-      checkOwner(t, "webgpu", "tensor");
-      const source = bufferOf(t);
-      const elementBytes = t.dtype === "f16" ? 2 : 4;
-      const bytes = Math.ceil((extent(t) * elementBytes) / 4) * 4;
-      if (bytes === 0) return new Float32Array(0);
-      const staging = device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
-      const encoder = device.createCommandEncoder({ label: "read" });
-      encoder.copyBufferToBuffer(source, 0, staging, 0, bytes);
-      device.queue.submit([encoder.finish()]);
-      await staging.mapAsync(1);
-      const raw = staging.getMappedRange().slice(0);
-      staging.unmap();
-      staging.destroy();
-      const data = t.dtype === "f16" ? new Float16Array(raw) : new Float32Array(raw);
-      return gatherStrided(data, t);
+      usable();
+      storageOf(t, "tensor");
+      const [out] = await readAll([t], [new Float32Array(numel(t))]);
+      return out;
+    },
+    async readInto(t: Tensor, target: Float32Array): Promise<Float32Array> {
+      usable();
+      storageOf(t, "tensor");
+      checkReadTarget(target, t, "tensor");
+      await readAll([t], [target]);
+      return target;
+    },
+    async readMany(tensors: readonly Tensor[]): Promise<Float32Array[]> {
+      usable();
+      tensors.forEach((t, i) => storageOf(t, `tensors[${i}]`));
+      return await readAll(tensors, tensors.map((t) => new Float32Array(numel(t))));
     },
     plan(spec: AttentionSpec): KernelPlan {
+      checkOpen(disposed, "webgpu");
       return lower(spec, caps);
     },
+    async prepare(plan: KernelPlan): Promise<void> {
+      usable();
+      checkPlan(plan, "webgpu");
+      await compiledKernels(compiler, plan);
+    },
     async run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs> {
-      assertAlive(ctx);
-      checkRunInputs(plan, io, "webgpu");
+      usable();
+      const inputs = checkRunInputs<GpuStorage>(plan, io, "webgpu", owner);
       const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
       const result = await encodeAttention({
-        device,
+        ...compiler,
         pool,
         uniformPool,
-        pipelines,
-        compiled,
         plan,
         layout: planLayout(plan),
-        flash,
-        inputs: { q: bufferOf(io.q), k: bufferOf(io.k), v: bufferOf(io.v) },
+        inputs: { q: inputs.q.buffer, k: inputs.k.buffer, v: inputs.v.buffer },
       });
       return {
         out: wrap(result.out, [batch, heads, qLen, valueDim], plan.dtype),
@@ -270,18 +286,26 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
       };
     },
     release(t: Tensor): void {
-      checkOwner(t, "webgpu", "tensor");
-      const storage = t.storage as GpuStorage;
-      if (storage.released) return;
+      checkOpen(disposed, "webgpu");
+      const known = t?.storage as GpuStorage | undefined;
+      if (known?.released && known.owner === owner) return;
+      const storage = storageOf(t, "tensor");
       storage.released = true;
       pool.release(storage.buffer);
     },
     dispose(): void {
-      pool.trim();
+      if (disposed) return;
+      disposed = true;
+      pool.destroy();
+      staging.trim();
       uniformPool.trim();
       device.destroy();
     },
-    stats: () => pool.stats(),
+    stats: () => ({
+      ...pool.stats(),
+      stagingBytes: staging.idleBytes,
+      ...compiler.pipelines.stats(),
+    }),
     resetPeak: () => pool.resetPeak(),
     sync: () => device.queue.onSubmittedWorkDone(),
   };

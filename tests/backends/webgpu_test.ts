@@ -227,7 +227,7 @@ Deno.test({
     await assertRejects(
       () => b.run(plan, { q, k: foreign, v: q }),
       TypeError,
-      'k: tensor must belong to backend "webgpu", current value is cpu',
+      'k: tensor must belong to backend "webgpu", current value is a tensor of "cpu"',
     );
     await assertRejects(
       () => b.run(plan, { q, k: other, v: other }),
