@@ -1,0 +1,46 @@
+/**
+ * `layoutMatrix()`: a plan's block layout at the resolution of its scores, for `heatmap()`.
+ * @module
+ */
+import { type KernelPlan, planLayout } from "../core/lower.ts";
+import type { Matrix } from "./heatmap.ts";
+
+/**
+ * Spreads a plan's tile kinds over the score matrix: each element gets the `BlockKind` of the
+ * tile covering it (0 empty, 1 partial, 2 full), so the picture lines up with `maskMatrix()`.
+ * Rows are the plan's tile rows: with grouped heads packed (`plan.pack > 1`) row `f` is query
+ * `⌊f / pack⌋` of head `f mod pack` in the group.
+ *
+ * ```
+ * causal(), 4 × 4 scores, 2 × 2 tiles
+ * 1 1 0 0
+ * 1 1 0 0
+ * 2 2 1 1
+ * 2 2 1 1
+ * ```
+ *
+ * @param plan A plan from `lower()` or `backend.plan()`.
+ * @returns A `qLen · pack × kvLen` matrix of BlockKinds.
+ * @example
+ * ```ts
+ * import { attention, causal, lower, mask, tensorDesc, tile } from "@attend/attend";
+ * import { cpuCaps } from "@attend/attend/cpu";
+ * import { layoutMatrix } from "@attend/attend/viz";
+ * const x = tensorDesc([1, 1, 4, 8]);
+ * const plan = lower(tile({ q: 2, kv: 2 })(mask(causal())(attention(x, x, x))), cpuCaps);
+ * const m = layoutMatrix(plan);
+ * if (Array.from(m.data).join("") !== "1100110022112211") throw new Error("causal tiles");
+ * ```
+ */
+export function layoutMatrix(plan: KernelPlan): Matrix {
+  const layout = planLayout(plan);
+  const [rows, cols] = [plan.sizes.qLen * layout.pack, plan.sizes.kvLen];
+  const data = new Uint8Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const tileRow = Math.floor(r / layout.tileQ) * layout.cols;
+    for (let c = 0; c < cols; c++) {
+      data[r * cols + c] = layout.kinds[tileRow + Math.floor(c / layout.tileKv)];
+    }
+  }
+  return { rows, cols, data };
+}
