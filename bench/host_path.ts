@@ -5,10 +5,11 @@
  * PyTorch's device-to-host and host-to-device copies; `attend()` + `read()` at B1 H32 N4096 D128
  * beside the kernel alone; and first-use compile time per flash pipeline through `prepare()`.
  *
- *     deno run -A bench/host_path.ts [--quick] [out.json]
+ *     deno run -A bench/host_path.ts [--quick] [--compile-only] [out.json]
  *
  * On the GPU machine: `.gpu/run.sh deno run -A bench/host_path.ts out.json`. Times are medians;
- * GB/s count the bytes stored on the device.
+ * GB/s count the bytes stored on the device. Compile times come first, in a fresh process; with
+ * `__GL_SHADER_DISK_CACHE=0` the NVIDIA driver's shader cache is off and they are cold.
  * @module
  */
 import { attend } from "../attend.ts";
@@ -202,11 +203,12 @@ async function torchCopies() {
   }
 }
 
+await compileTimes();
+if (Deno.args.includes("--compile-only")) Deno.exit(0);
 const gpu = await createWebGpuBackend();
 await transfers(gpu);
 await endToEnd(gpu, { batch: 1, heads: quick ? 4 : 32, n: quick ? 512 : 4096, dim: 128 });
 gpu.dispose();
-await compileTimes();
 if (!quick) await torchCopies();
 
 const result = { device: gpu.adapterName, date: new Date().toISOString(), rows };

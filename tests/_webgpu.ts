@@ -21,3 +21,7 @@ async function tryCreate(): Promise<WebGpuBackend | undefined> {
 
 /** The shared WebGPU backend of a test file, or undefined (tests then skip). */
 export const gpu: WebGpuBackend | undefined = await tryCreate();
+
+// Each test file runs in its own runtime: free its device when the file is done, rather than
+// leaving every file's device to the process's teardown.
+globalThis.addEventListener("unload", () => gpu?.dispose());

@@ -133,7 +133,10 @@ function copyContiguous(buffer: GPUBuffer, slot: Slot): void {
     const chunk = size === 2 ? new Float16Array(range) : new Float32Array(range);
     const base = (from + start - at) / size; // address of chunk[0]
     const lo = Math.max(first, base), hi = Math.min(end, base + chunk.length);
-    if (lo < hi) request.target.set(chunk.subarray(lo - base, hi - base), lo - first);
+    if (lo < hi) {
+      const run = { dtype: request.desc.dtype, shape: [hi - lo], strides: [1], offset: lo };
+      gatherStrided(chunk, run, request.target.subarray(lo - first, hi - first), base);
+    }
   }
 }
 
