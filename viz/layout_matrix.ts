@@ -2,7 +2,7 @@
  * `layoutMatrix()`: a plan's block layout at the resolution of its scores, for `heatmap()`.
  * @module
  */
-import { type KernelPlan, planLayout } from "../core/lower.ts";
+import { type KernelPlan, planLayout } from "../core/mod.ts";
 import type { Matrix } from "./heatmap.ts";
 
 /**

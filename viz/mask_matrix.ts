@@ -2,9 +2,7 @@
  * `maskMatrix()`: a mask Expr evaluated at every query and key, as a matrix for `heatmap()`.
  * @module
  */
-import { compileExpr } from "../core/evaluate.ts";
-import { typeOf } from "../core/expr.ts";
-import type { Expr } from "../core/expr.ts";
+import { compileExpr, type Expr, typeOf } from "../core/mod.ts";
 import type { Matrix } from "./heatmap.ts";
 
 /** Sizes and indices a mask is evaluated at. */
