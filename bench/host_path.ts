@@ -48,15 +48,24 @@ async function median(reps: number, once: () => Promise<unknown>): Promise<numbe
 
 const gbps = (bytes: number, ms: number) => bytes / ms / 1e6;
 
-/** Deno's WebGPU alone: copy to a staging buffer, map, one copy into a Float32Array. */
-async function rawRead(device: GPUDevice, source: GPUBuffer, bytes: number): Promise<Float32Array> {
+/**
+ * Deno's WebGPU alone: copy to a staging buffer, map, one copy into a Float32Array (f16 widened
+ * by that copy).
+ */
+async function rawRead(
+  device: GPUDevice,
+  source: GPUBuffer,
+  bytes: number,
+  dtype: "f32" | "f16",
+): Promise<Float32Array> {
   const staging = device.createBuffer({ size: bytes, usage: 0x01 | 0x08 });
   const encoder = device.createCommandEncoder();
   encoder.copyBufferToBuffer(source, 0, staging, 0, bytes);
   device.queue.submit([encoder.finish()]);
   await staging.mapAsync(0x01);
-  const out = new Float32Array(bytes / 4);
-  out.set(new Float32Array(staging.getMappedRange()));
+  const range = staging.getMappedRange();
+  const out = new Float32Array(bytes / (dtype === "f16" ? 2 : 4));
+  out.set(dtype === "f16" ? new Float16Array(range) : new Float32Array(range));
   staging.unmap();
   staging.destroy();
   return out;
@@ -95,15 +104,11 @@ async function transfers(gpu: WebGpuBackend) {
   const source = device.createBuffer({ size: BYTES, usage: 0x80 | 0x04 | 0x08 });
   const host = new Float32Array(BYTES / 4).map((_, i) => i % 1000);
   device.queue.writeBuffer(source, 0, host);
-  await rawRead(device, source, BYTES);
-  const rawMs = await median(REPS, () => rawRead(device, source, BYTES));
-  report({
-    what: "raw WebGPU read",
-    dtype: "f32",
-    bytes: BYTES,
-    ms: rawMs,
-    gbps: gbps(BYTES, rawMs),
-  });
+  for (const dtype of ["f32", "f16"] as const) {
+    await rawRead(device, source, BYTES, dtype);
+    const rawMs = await median(REPS, () => rawRead(device, source, BYTES, dtype));
+    report({ what: "raw WebGPU read", dtype, bytes: BYTES, ms: rawMs, gbps: gbps(BYTES, rawMs) });
+  }
   const rawUpMs = await median(REPS, async () => {
     device.queue.writeBuffer(source, 0, host);
     await device.queue.onSubmittedWorkDone();
