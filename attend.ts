@@ -7,8 +7,16 @@ import { attention } from "./core/spec.ts";
 import { compose, groupHeads, mask as maskTransform, type Transform } from "./core/transforms.ts";
 import { softcap as softcapTransform } from "./core/score_mods.ts";
 import type { Expr } from "./core/expr.ts";
-import type { RunOutputs, Tensor } from "./backends/backend.ts";
-import type { Backend } from "./backends/backend.ts";
+import { assertExpr } from "./core/expr_tree.ts";
+import {
+  assertFinite,
+  assertInteger,
+  assertObject,
+  checkOptions,
+  fail,
+  MAX_SIZE,
+} from "./core/_check.ts";
+import type { Backend, RunOutputs, Tensor } from "./backends/backend.ts";
 
 /** Options of `attend()`. */
 export interface AttendOptions {
@@ -30,8 +38,39 @@ export interface AttendOptions {
   readonly probs?: boolean;
 }
 
+const CONTEXT = "attend";
+
+const OPTIONS = {
+  scale: "number",
+  causal: "boolean",
+  window: "object",
+  mask: "object",
+  softcap: "number",
+  transforms: "array",
+  lse: "boolean",
+  probs: "boolean",
+} as const;
+
+/** Every check of the options that needs no tensor, in one place, before any work. */
+function checkAttendOptions(options: AttendOptions | undefined): AttendOptions {
+  const opts = checkOptions(CONTEXT, "options", options, OPTIONS);
+  if (opts.window !== undefined) {
+    checkOptions(CONTEXT, "options.window", opts.window, { left: "number", right: "number" });
+    for (const side of ["left", "right"] as const) {
+      assertInteger(opts.window[side], CONTEXT, `options.window.${side}`, 0, MAX_SIZE);
+    }
+  }
+  if (opts.mask !== undefined) assertExpr(opts.mask, CONTEXT, "options.mask", "mask");
+  if (opts.softcap !== undefined) assertFinite(opts.softcap, CONTEXT, "options.softcap", true);
+  opts.transforms?.forEach((t, i) => {
+    if (typeof t !== "function") fail("type", CONTEXT, `options.transforms[${i}]`, "a function", t);
+  });
+  return opts;
+}
+
 /**
  * Runs attention on tensors of one backend. Fewer KV heads than query heads means GQA/MQA.
+ * Non-finite data and zero sizes follow `attention()`'s documented semantics on every backend.
  *
  * @param backend The backend owning q, k and v.
  * @param q Queries `[B, Hq, Nq, D]` (any strided view).
@@ -39,14 +78,19 @@ export interface AttendOptions {
  * @param v Values `[B, Hkv, Nk, Dv]`.
  * @param options Masks, score modifiers and outputs.
  * @returns `out` and, when asked, `lse` and `probs`.
- * @throws {RangeError} / {TypeError} For bad shapes or options, before any work starts.
+ * @throws {TypeError} For a non-backend, non-tensors, options that are not an object, an unknown
+ * option (the nearest known one is suggested, e.g. `casual` → `causal`) or an option of the
+ * wrong kind, all before any work starts.
+ * @throws {RangeError} For bad sizes or option values, before any work starts.
  * @example
  * ```ts
  * import { attend, createBackend } from "@attend/attend";
+ * import { assertRejects } from "@std/assert";
  * const cpu = await createBackend("cpu");
  * const x = cpu.tensor(new Float32Array(4 * 8).fill(1), [1, 1, 4, 8]);
  * const { out } = await attend(cpu, x, x, x, { causal: true });
  * if ((await cpu.read(out))[0] !== 1) throw new Error("mean of ones is one");
+ * await assertRejects(() => attend(cpu, x, x, x, { casual: true } as never), TypeError, 'did you mean "causal"?');
  * ```
  */
 export async function attend(
@@ -54,18 +98,23 @@ export async function attend(
   q: Tensor,
   k: Tensor,
   v: Tensor,
-  options: AttendOptions = {},
+  options?: AttendOptions,
 ): Promise<RunOutputs> {
-  const spec = attention(q, k, v, { scale: options.scale, lse: options.lse, probs: options.probs });
-  const transforms: Transform[] = [];
-  if (k.shape[1] !== q.shape[1]) transforms.push(groupHeads());
-  if (options.causal) transforms.push(maskTransform(causalMask()));
-  if (options.window) {
-    transforms.push(maskTransform(windowMask(options.window.left, options.window.right)));
+  assertObject(backend, CONTEXT, "backend", "a Backend");
+  for (const method of ["plan", "run"] as const) {
+    if (typeof backend[method] !== "function") {
+      fail("type", CONTEXT, `backend.${method}`, "a function", backend[method]);
+    }
   }
-  if (options.mask) transforms.push(maskTransform(options.mask));
-  if (options.softcap !== undefined) transforms.push(softcapTransform(options.softcap));
-  transforms.push(...(options.transforms ?? []));
+  const opts = checkAttendOptions(options);
+  const spec = attention(q, k, v, { scale: opts.scale, lse: opts.lse, probs: opts.probs });
+  const transforms: Transform[] = [];
+  if (spec.k.shape[1] !== spec.q.shape[1]) transforms.push(groupHeads());
+  if (opts.causal) transforms.push(maskTransform(causalMask()));
+  if (opts.window) transforms.push(maskTransform(windowMask(opts.window.left, opts.window.right)));
+  if (opts.mask) transforms.push(maskTransform(opts.mask));
+  if (opts.softcap !== undefined) transforms.push(softcapTransform(opts.softcap));
+  transforms.push(...(opts.transforms ?? []));
   const plan = backend.plan(compose(...transforms)(spec));
   return await backend.run(plan, { q, k, v });
 }

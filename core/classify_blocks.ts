@@ -5,6 +5,9 @@
  * @module
  */
 import { type Expr, typeOf } from "./expr.ts";
+import { assertExpr } from "./expr_tree.ts";
+import { isBinary } from "./_expr_type.ts";
+import { assertInteger, assertObject, checkOptions, fail } from "./_check.ts";
 
 /** Tile kinds, in the order kernels read them. */
 export const BlockKind: Readonly<{ empty: 0; partial: 1; full: 2 }> = Object.freeze(
@@ -69,8 +72,27 @@ function corners(a: Interval, c: Interval, f: (x: number, y: number) => number):
   return values.some(Number.isNaN) ? UNKNOWN : hull(values);
 }
 
-/** Bounds of an Expr over boxes of variable values; bools are intervals within [0, 1]. */
+/**
+ * Bounds of an Expr over boxes of variable values; bools are intervals within [0, 1].
+ *
+ * @param e The expression.
+ * @param bounds An interval per variable; absent ones are unbounded.
+ * @returns An interval holding every value `e` takes in the box.
+ * @throws {TypeError} If `e` is not a well-formed Expr or `bounds` not an object.
+ * @example
+ * ```ts
+ * import { add, interval, kvIdx } from "@attend/attend/core";
+ * const [lo, hi] = interval(add(kvIdx, 1), { kvIdx: [0, 7] });
+ * if (lo !== 1 || hi !== 8) throw new Error("expected [1, 8]");
+ * ```
+ */
 export function interval(e: Expr, bounds: Bounds): Interval {
+  assertExpr(e, "bound expression", "e");
+  assertObject(bounds, "bound expression", "bounds");
+  return intervalOf(e, bounds);
+}
+
+function intervalOf(e: Expr, bounds: Bounds): Interval {
   switch (e.op) {
     case "var":
       return bounds[e.name] ?? UNKNOWN;
@@ -81,15 +103,15 @@ export function interval(e: Expr, bounds: Bounds): Interval {
       return hull(e.values.slice(Math.max(0, lo), Math.min(e.values.length - 1, hi) + 1));
     }
     case "select": {
-      const c = interval(e.cond, bounds);
-      if (c[0] === 1) return interval(e.a, bounds);
-      if (c[1] === 0) return interval(e.b, bounds);
-      const [x, y] = [interval(e.a, bounds), interval(e.b, bounds)];
+      const c = intervalOf(e.cond, bounds);
+      if (c[0] === 1) return intervalOf(e.a, bounds);
+      if (c[1] === 0) return intervalOf(e.b, bounds);
+      const [x, y] = [intervalOf(e.a, bounds), intervalOf(e.b, bounds)];
       return [Math.min(x[0], y[0]), Math.max(x[1], y[1])];
     }
   }
-  const a = interval(e.a, bounds);
-  if (!("b" in e)) {
+  const a = intervalOf(e.a, bounds);
+  if (!isBinary(e)) {
     switch (e.op) {
       case "neg":
         return [-a[1], -a[0]];
@@ -107,7 +129,7 @@ export function interval(e: Expr, bounds: Bounds): Interval {
         return a;
     }
   }
-  const c = interval(e.b, bounds);
+  const c = intervalOf(e.b, bounds);
   const int = typeOf(e) === "int";
   switch (e.op) {
     case "add":
@@ -164,8 +186,9 @@ function modInterval(a: Interval, m: Interval, int: boolean): Interval {
  * @param mask A bool Expr.
  * @param options Lengths and tile sizes.
  * @returns The block layout.
- * @throws {TypeError} If `mask` is not bool.
- * @throws {RangeError} If a tile size is not a positive integer.
+ * @throws {TypeError} If `mask` is not a bool Expr, or `options` not an object of numbers with
+ * known keys.
+ * @throws {RangeError} If a length is not a non-negative integer or a tile size not a positive one.
  * @example
  * ```ts
  * import { BlockKind, causal, classifyBlocks } from "@attend/attend/core";
@@ -178,18 +201,25 @@ function modInterval(a: Interval, m: Interval, int: boolean): Interval {
  * ```
  */
 export function classifyBlocks(mask: Expr | undefined, options: ClassifyOptions): BlockLayout {
+  const context = "classify blocks";
+  if (mask !== undefined) assertExpr(mask, context, "mask", "mask");
+  assertObject(options, context, "options");
+  const number = "number" as const;
+  checkOptions(context, "options", options, {
+    qLen: number,
+    kvLen: number,
+    batch: number,
+    heads: number,
+    tileQ: number,
+    tileKv: number,
+    pack: number,
+  });
   const { qLen, kvLen, tileQ, tileKv, pack = 1 } = options;
-  for (const [field, value] of Object.entries({ tileQ, tileKv, pack })) {
-    if (!Number.isInteger(value) || value < 1) {
-      throw new RangeError(
-        `Cannot classify blocks: ${field} must be a positive integer, current value is ${value}`,
-      );
-    }
+  for (const [field, value] of Object.entries({ qLen, kvLen })) {
+    assertInteger(value, context, `options.${field}`, 0);
   }
-  if (mask && typeOf(mask) !== "bool") {
-    throw new TypeError(
-      `Cannot classify blocks: mask must be bool, current type is ${typeOf(mask)}`,
-    );
+  for (const [field, value] of Object.entries({ tileQ, tileKv, pack })) {
+    assertInteger(value, context, `options.${field}`, 1);
   }
   const rows = Math.ceil((qLen * pack) / tileQ);
   const cols = Math.ceil(kvLen / tileKv);
@@ -206,7 +236,7 @@ export function classifyBlocks(mask: Expr | undefined, options: ClassifyOptions)
       bounds.qIdx = [Math.floor((row * tileQ) / pack), Math.floor(last / pack)];
       for (let col = 0; col < cols; col++) {
         bounds.kvIdx = [col * tileKv, Math.min(kvLen, (col + 1) * tileKv) - 1];
-        const [lo, hi] = interval(mask, bounds);
+        const [lo, hi] = intervalOf(mask, bounds);
         kinds[row * cols + col] = lo >= 1
           ? BlockKind.full
           : hi <= 0
@@ -218,8 +248,24 @@ export function classifyBlocks(mask: Expr | undefined, options: ClassifyOptions)
   return Object.freeze({ tileQ, tileKv, pack, rows, cols, kinds });
 }
 
-/** Fraction of tiles that are not empty (1 for a layout with no tiles). */
+/**
+ * Fraction of tiles that are not empty (1 for a layout with no tiles).
+ *
+ * @param layout A block layout.
+ * @returns The density in [0, 1].
+ * @throws {TypeError} If `layout` has no `kinds` array.
+ * @example
+ * ```ts
+ * import { causal, classifyBlocks, density } from "@attend/attend/core";
+ * const d = density(classifyBlocks(causal(), { qLen: 64, kvLen: 64, tileQ: 16, tileKv: 16 }));
+ * if (d !== 10 / 16) throw new Error(`density ${d}`);
+ * ```
+ */
 export function density(layout: BlockLayout): number {
+  assertObject(layout, "measure density", "layout", "a block layout");
+  if (!(layout.kinds instanceof Uint8Array)) {
+    fail("type", "measure density", "layout.kinds", "a Uint8Array", layout.kinds);
+  }
   if (layout.kinds.length === 0) return 1;
   return layout.kinds.reduce((n, k) => n + (k === BlockKind.empty ? 0 : 1), 0) /
     layout.kinds.length;

@@ -4,6 +4,9 @@
  * @module
  */
 import { type Expr, typeOf, type VarName } from "./expr.ts";
+import { assertExpr } from "./expr_tree.ts";
+import { isBinary, VAR_NAMES } from "./_expr_type.ts";
+import { checkOptions } from "./_check.ts";
 
 /** Values of the variables an Expr reads; absent ones read as 0. */
 export type ExprEnv = { -readonly [K in VarName]?: number };
@@ -15,12 +18,28 @@ const compiled = new WeakMap<Expr, CompiledExpr>();
 
 const toI32 = (x: number) => x | 0;
 
-/** Compiles an Expr into a closure (cached per node). */
+/**
+ * Compiles an Expr into a closure (cached per frozen node).
+ *
+ * @param e The expression.
+ * @returns A function of the variables; bools come back as 1 or 0.
+ * @throws {TypeError} If `e` is not a well-formed Expr.
+ * @example
+ * ```ts
+ * import { add, compileExpr, kvIdx } from "@attend/attend/core";
+ * if (compileExpr(add(kvIdx, 1))({ kvIdx: 2 }) !== 3) throw new Error("expected 3");
+ * ```
+ */
 export function compileExpr(e: Expr): CompiledExpr {
+  assertExpr(e, "compile expression", "e");
+  return compile(e);
+}
+
+function compile(e: Expr): CompiledExpr {
   const known = compiled.get(e);
   if (known) return known;
   const fn = build(e);
-  compiled.set(e, fn);
+  if (Object.isFrozen(e)) compiled.set(e, fn);
   return fn;
 }
 
@@ -39,12 +58,12 @@ function build(e: Expr): CompiledExpr {
       return (env) => values[env.h ?? 0] ?? NaN;
     }
     case "select": {
-      const [c, x, y] = [compileExpr(e.cond), compileExpr(e.a), compileExpr(e.b)];
+      const [c, x, y] = [compile(e.cond), compile(e.a), compile(e.b)];
       return (env) => c(env) ? x(env) : y(env);
     }
   }
-  const x = compileExpr(e.a);
-  if (!("b" in e)) {
+  const x = compile(e.a);
+  if (!isBinary(e)) {
     switch (e.op) {
       case "neg":
         return typeOf(e) === "int" ? (env) => toI32(-x(env)) : (env) => -x(env);
@@ -62,7 +81,7 @@ function build(e: Expr): CompiledExpr {
         return x;
     }
   }
-  const y = compileExpr(e.b);
+  const y = compile(e.b);
   const int = typeOf(e) === "int";
   switch (e.op) {
     case "add":
@@ -115,6 +134,8 @@ function build(e: Expr): CompiledExpr {
  * @param e The expression.
  * @param env Variable values; absent ones read as 0.
  * @returns A boolean for bool Exprs, else a number.
+ * @throws {TypeError} If `e` is not a well-formed Expr, or `env` not an object of numbers named
+ * by variables (an unknown name suggests the nearest).
  * @example
  * ```ts
  * import { causal, evaluate } from "@attend/attend/core";
@@ -124,6 +145,7 @@ function build(e: Expr): CompiledExpr {
  * ```
  */
 export function evaluate(e: Expr, env: ExprEnv): number | boolean {
-  const value = compileExpr(e)(env);
+  const schema = Object.fromEntries(VAR_NAMES.map((name) => [name, "number" as const]));
+  const value = compileExpr(e)(checkOptions("evaluate expression", "env", env, schema));
   return typeOf(e) === "bool" ? value !== 0 : value;
 }

@@ -35,6 +35,7 @@ function formatBytes(n: number): string {
  *
  * @param plan A plan from `lower()` or `backend.plan()`.
  * @returns The report.
+ * @throws {TypeError} / {RangeError} If `plan` is not what `lower()` makes of its spec.
  * @example
  * ```ts
  * import { attention, causal, explain, lower, mask, tensorDesc } from "@attend/attend/core";

@@ -4,11 +4,14 @@
  * tree has three interpretations: `evaluate` (CPU), `toWgsl` (kernel source) and
  * `classifyBlocks` (tile-level interval bounds). Equal trees have equal `exprKey`s.
  *
- * Types: index variables and integer literals are `int` (32-bit, division truncates), `score`,
- * non-integer literals and `headParam` are `float`, comparisons and logic are `bool`. Mixing int
- * and float promotes to float.
+ * Types: index variables and integer literals within the 32-bit range are `int` (32-bit,
+ * division truncates), `score`, other literals and `headParam` are `float`, comparisons and
+ * logic are `bool`. Mixing int and float promotes to float. Every builder checks its operands
+ * (Exprs or numbers) and their types, naming the operand.
  * @module
  */
+import { assertFinite, fail } from "./_check.ts";
+import { checkedType, checkHeadParam, expect, node, notOperand, VAR_NAMES } from "./_expr_type.ts";
 
 /** Variables an Expr may read. `qLen`/`kvLen` are the query and key lengths of the call. */
 export type VarName = "b" | "h" | "qIdx" | "kvIdx" | "qLen" | "kvLen" | "score";
@@ -46,93 +49,23 @@ export type Expr =
 /** Operands of numbers are wrapped as literals. */
 export type ExprLike = Expr | number;
 
-const COMPARISON = new Set<string>(["lt", "le", "gt", "ge", "eq", "ne"]);
-const LOGIC = new Set<string>(["and", "or"]);
-const FLOAT_UNARY = new Set<string>(["tanh", "exp", "log", "float"]);
-
-const types = new WeakMap<Expr, ExprType>();
-const keys = new WeakMap<Expr, string>();
-
-/** The value type of an Expr (computed once per node). */
+/** The value type of an Expr (checked and computed once per frozen node). */
 export function typeOf(e: Expr): ExprType {
-  const known = types.get(e);
-  if (known) return known;
-  const t = inferType(e);
-  types.set(e, t);
-  return t;
+  return checkedType(e, "use expression", "expression");
 }
 
-function inferType(e: Expr): ExprType {
-  switch (e.op) {
-    case "var":
-      return e.name === "score" ? "float" : "int";
-    case "lit":
-      return Number.isInteger(e.value) ? "int" : "float";
-    case "headParam":
-      return "float";
-    case "select": {
-      requireType(e.cond, "bool", "select condition");
-      const [ta, tb] = [typeOf(e.a), typeOf(e.b)];
-      if ((ta === "bool") !== (tb === "bool")) {
-        throw new TypeError(
-          `Cannot build select: branches must both be bool or both numeric, current types are ${ta} and ${tb}`,
-        );
-      }
-      return ta === "bool" ? "bool" : promote(ta, tb);
-    }
-  }
-  if ("b" in e) {
-    if (LOGIC.has(e.op)) {
-      requireType(e.a, "bool", `${e.op} operand`);
-      requireType(e.b, "bool", `${e.op} operand`);
-      return "bool";
-    }
-    requireNumeric(e.a, e.op);
-    requireNumeric(e.b, e.op);
-    return COMPARISON.has(e.op) ? "bool" : promote(typeOf(e.a), typeOf(e.b));
-  }
-  if (e.op === "not") {
-    requireType(e.a, "bool", "not operand");
-    return "bool";
-  }
-  requireNumeric(e.a, e.op);
-  return FLOAT_UNARY.has(e.op) ? "float" : typeOf(e.a);
-}
-
-function promote(a: ExprType, b: ExprType): ExprType {
-  return a === "int" && b === "int" ? "int" : "float";
-}
-
-function requireType(e: Expr, want: ExprType, role: string): void {
-  const t = typeOf(e);
-  if (t !== want) {
-    throw new TypeError(`Cannot build expression: ${role} must be ${want}, current type is ${t}`);
-  }
-}
-
-function requireNumeric(e: Expr, op: string): void {
-  if (typeOf(e) === "bool") {
-    throw new TypeError(
-      `Cannot build expression: ${op} operand must be numeric, current type is bool`,
-    );
-  }
-}
-
-function node<T extends Expr>(e: T): T {
-  Object.freeze(e);
-  typeOf(e);
-  return e;
-}
-
-function wrap(x: ExprLike): Expr {
-  return typeof x === "number" ? lit(x) : x;
+function wrap(x: ExprLike, op: string, field: string): Expr {
+  if (typeof x === "number") return lit(x);
+  if (typeof x !== "object" || x === null) notOperand(`build ${op}`, field, x);
+  return x;
 }
 
 /**
  * A numeric literal.
  *
- * @param value A finite number; integers are `int`, others `float`.
+ * @param value A finite number; integers in the 32-bit range are `int`, others `float`.
  * @returns The literal node.
+ * @throws {TypeError} If `value` is not a number.
  * @throws {RangeError} If `value` is not finite.
  * @example
  * ```ts
@@ -141,14 +74,26 @@ function wrap(x: ExprLike): Expr {
  * ```
  */
 export function lit(value: number): Expr {
-  if (!Number.isFinite(value)) {
-    throw new RangeError(`Cannot create literal: value must be finite, current value is ${value}`);
-  }
+  assertFinite(value, "create literal", "value");
   return node({ op: "lit", value: Object.is(value, -0) ? 0 : value });
 }
 
-/** Reads a variable: one of `b`, `h`, `qIdx`, `kvIdx`, `qLen`, `kvLen`, `score`. */
+/**
+ * Reads a variable: one of `b`, `h`, `qIdx`, `kvIdx`, `qLen`, `kvLen`, `score`.
+ *
+ * @param name The variable.
+ * @returns The node.
+ * @throws {TypeError} If `name` is not a known variable.
+ * @example
+ * ```ts
+ * import { evaluate, variable } from "@attend/attend/core";
+ * if (evaluate(variable("kvLen"), { kvLen: 7 }) !== 7) throw new Error("expected 7");
+ * ```
+ */
 export function variable(name: VarName): Expr {
+  if (!VAR_NAMES.includes(name)) {
+    fail("type", "create variable", "name", `one of ${VAR_NAMES.join(", ")}`, name);
+  }
   return node({ op: "var", name });
 }
 
@@ -180,7 +125,9 @@ export const kvPos: Expr = kvIdx;
  *
  * @param values One finite number per query head.
  * @returns A float node.
- * @throws {RangeError} If `values` is empty or holds a non-finite number.
+ * @throws {TypeError} If `values` is not an array of numbers.
+ * @throws {RangeError} If `values` is empty or holds a non-finite number. `lower()` refuses a
+ * spec whose head parameters do not hold exactly one value per query head.
  * @example
  * ```ts
  * import { evaluate, headParam } from "@attend/attend/core";
@@ -188,25 +135,16 @@ export const kvPos: Expr = kvIdx;
  * ```
  */
 export function headParam(values: readonly number[]): Expr {
-  if (values.length === 0) {
-    throw new RangeError("Cannot create headParam: values must not be empty, current length is 0");
-  }
-  values.forEach((v, i) => {
-    if (!Number.isFinite(v)) {
-      throw new RangeError(
-        `Cannot create headParam: values[${i}] must be finite, current value is ${v}`,
-      );
-    }
-  });
+  checkHeadParam(values, "create headParam", "values");
   return node({ op: "headParam", values: Object.freeze([...values]) });
 }
 
 function binary(op: BinaryOp): (a: ExprLike, b: ExprLike) => Expr {
-  return (a, b) => node({ op, a: wrap(a), b: wrap(b) });
+  return (a, b) => node({ op, a: wrap(a, op, "a"), b: wrap(b, op, "b") });
 }
 
 function unary(op: UnaryOp): (a: ExprLike) => Expr {
-  return (a) => node({ op, a: wrap(a) });
+  return (a) => node({ op, a: wrap(a, op, "a") });
 }
 
 /** `a + b`. */
@@ -254,6 +192,10 @@ export const not: (a: Expr) => Expr = unary("not");
  * Logical and of bools; with one operand returns it, with none `true` is not representable, so
  * at least one is required.
  *
+ * @param first A bool Expr.
+ * @param rest More bool Exprs.
+ * @returns Their conjunction.
+ * @throws {TypeError} If an operand is not a bool Expr, naming it (`operands[1]`).
  * @example
  * ```ts
  * import { and, causal, evaluate, kvIdx, ge } from "@attend/attend/core";
@@ -262,12 +204,16 @@ export const not: (a: Expr) => Expr = unary("not");
  * ```
  */
 export function and(first: Expr, ...rest: Expr[]): Expr {
-  return rest.reduce((acc, e) => node({ op: "and", a: acc, b: e }), typeChecked(first, "and"));
+  return logic("and", [first, ...rest]);
 }
 
 /**
  * Logical or of bools.
  *
+ * @param first A bool Expr.
+ * @param rest More bool Exprs.
+ * @returns Their disjunction.
+ * @throws {TypeError} If an operand is not a bool Expr, naming it (`operands[1]`).
  * @example
  * ```ts
  * import { evaluate, eq, kvIdx, or, qIdx } from "@attend/attend/core";
@@ -276,103 +222,30 @@ export function and(first: Expr, ...rest: Expr[]): Expr {
  * ```
  */
 export function or(first: Expr, ...rest: Expr[]): Expr {
-  return rest.reduce((acc, e) => node({ op: "or", a: acc, b: e }), typeChecked(first, "or"));
+  return logic("or", [first, ...rest]);
 }
 
-function typeChecked(e: Expr, role: string): Expr {
-  requireType(e, "bool", `${role} operand`);
-  return e;
-}
-
-/** `cond ? a : b`. */
-export function select(cond: Expr, a: ExprLike, b: ExprLike): Expr {
-  return node({ op: "select", cond, a: wrap(a), b: wrap(b) });
+function logic(op: "and" | "or", operands: Expr[]): Expr {
+  operands.forEach((e, i) =>
+    expect(checkedType(e, `build ${op}`, `operands[${i}]`), "bool", `build ${op}`, `operands[${i}]`)
+  );
+  return operands.reduce((acc, e) => node({ op, a: acc, b: e }));
 }
 
 /**
- * A canonical string for an Expr: equal trees give equal keys (used in cache keys).
+ * `cond ? a : b`.
  *
+ * @param cond A bool Expr.
+ * @param a The value where `cond` holds.
+ * @param b The value elsewhere; both bool or both numeric.
+ * @returns The node.
+ * @throws {TypeError} If `cond` is not bool or the branches' types differ.
  * @example
  * ```ts
- * import { exprKey, kvIdx, le, qIdx } from "@attend/attend/core";
- * if (exprKey(le(kvIdx, qIdx)) !== exprKey(le(kvIdx, qIdx))) throw new Error("keys differ");
+ * import { evaluate, kvIdx, lt, select } from "@attend/attend/core";
+ * if (evaluate(select(lt(kvIdx, 2), 1, 5), { kvIdx: 3 }) !== 5) throw new Error("expected 5");
  * ```
  */
-export function exprKey(e: Expr): string {
-  const known = keys.get(e);
-  if (known) return known;
-  let key: string;
-  switch (e.op) {
-    case "var":
-      key = e.name;
-      break;
-    case "lit":
-      key = String(e.value);
-      break;
-    case "headParam":
-      key = `param[${e.values.join(",")}]`;
-      break;
-    case "select":
-      key = `select(${exprKey(e.cond)},${exprKey(e.a)},${exprKey(e.b)})`;
-      break;
-    default:
-      key = "b" in e ? `${e.op}(${exprKey(e.a)},${exprKey(e.b)})` : `${e.op}(${exprKey(e.a)})`;
-  }
-  keys.set(e, key);
-  return key;
-}
-
-/** Whether an Expr reads a variable. */
-export function readsVar(e: Expr, name: VarName): boolean {
-  switch (e.op) {
-    case "var":
-      return e.name === name;
-    case "lit":
-    case "headParam":
-      return false;
-    case "select":
-      return readsVar(e.cond, name) || readsVar(e.a, name) || readsVar(e.b, name);
-    default:
-      return readsVar(e.a, name) || ("b" in e && readsVar(e.b, name));
-  }
-}
-
-/** Replaces every `score` in `e` with `inner` (composes score modifiers). */
-export function substituteScore(e: Expr, inner: Expr): Expr {
-  switch (e.op) {
-    case "var":
-      return e.name === "score" ? inner : e;
-    case "lit":
-    case "headParam":
-      return e;
-    case "select":
-      return select(
-        substituteScore(e.cond, inner),
-        substituteScore(e.a, inner),
-        substituteScore(e.b, inner),
-      );
-    default:
-      return "b" in e
-        ? node({ op: e.op, a: substituteScore(e.a, inner), b: substituteScore(e.b, inner) })
-        : node({ op: e.op, a: substituteScore(e.a, inner) });
-  }
-}
-
-/** Every headParam node in an Expr, in first-seen order (for code generators). */
-export function headParams(e: Expr, found: Expr[] = []): Expr[] {
-  switch (e.op) {
-    case "headParam":
-      if (!found.some((f) => exprKey(f) === exprKey(e))) found.push(e);
-      break;
-    case "var":
-    case "lit":
-      break;
-    case "select":
-      headParams(e.cond, found), headParams(e.a, found), headParams(e.b, found);
-      break;
-    default:
-      headParams(e.a, found);
-      if ("b" in e) headParams(e.b, found);
-  }
-  return found;
+export function select(cond: Expr, a: ExprLike, b: ExprLike): Expr {
+  return node({ op: "select", cond, a: wrap(a, "select", "a"), b: wrap(b, "select", "b") });
 }

@@ -7,15 +7,17 @@
 import { hashString } from "./_hash.ts";
 import { type BlockLayout, classifyBlocks } from "./classify_blocks.ts";
 import { UnsupportedSpecError } from "./errors.ts";
-import { exprKey } from "./expr.ts";
+import { exprKey, headParams } from "./expr_tree.ts";
 import {
+  assertSpec,
   type AttentionSpec,
   type KernelFamily,
   type SpecSizes,
   specSizes,
   type TileShape,
 } from "./spec.ts";
-import type { DType } from "./tensor_desc.ts";
+import { type DType, extent, type TensorDesc } from "./tensor_desc.ts";
+import { assertObject, fail, hasKind, MAX_SIZE, type OptionKind, show } from "./_check.ts";
 
 /** A row of a backend's flash tile table: the tile used up to a head dimension. */
 export interface FlashTileRule {
@@ -103,40 +105,109 @@ function chooseTile(spec: AttentionSpec, caps: BackendCaps, sizes: SpecSizes): T
   return spec.tile;
 }
 
-/**
- * Lowers a spec to a kernel plan for a backend's capabilities.
- *
- * @param spec The attention spec.
- * @param caps The backend's capabilities.
- * @returns A frozen, JSON-serializable plan.
- * @throws {RangeError} If KV heads differ from query heads without `groupHeads()`.
- * @throws {UnsupportedSpecError} If the backend cannot run the spec, naming the field.
- * @example
- * ```ts
- * import { attention, causal, lower, mask, tensorDesc } from "@attend/attend/core";
- * import { cpuCaps } from "@attend/attend/cpu";
- * const x = tensorDesc([1, 2, 256, 64]);
- * const plan = lower(mask(causal())(attention(x, x, x)), cpuCaps);
- * if (plan.family !== "flash") throw new Error("long sequences use flash");
- * if (plan.key !== lower(mask(causal())(attention(x, x, x)), cpuCaps).key) throw new Error();
- * ```
- */
-export function lower(spec: AttentionSpec, caps: BackendCaps): KernelPlan {
+/** Elements a 32-bit kernel index reaches. */
+const MAX_ELEMENTS = 2 ** 32;
+/** Tiles of a block layout: a plan holds them as a string, whose length V8 caps near 2^29. */
+const MAX_TILES = 2 ** 28;
+
+function atMost(context: string, field: string, limit: number, why: string, value: number): void {
+  if (value > limit) fail("range", context, field, `at most ${limit} (${why})`, value);
+}
+
+/** Refuses sizes the kernels' 32-bit index and position arithmetic cannot address. */
+function assertSizesFit(
+  spec: AttentionSpec,
+  sizes: SpecSizes,
+  family: KernelFamily,
+  context: string,
+): void {
+  const { batch, heads, qLen, kvLen, valueDim } = sizes;
+  for (const role of ["q", "k", "v"] as const) {
+    const d: TensorDesc = spec[role];
+    d.shape.forEach((size, dim) =>
+      atMost(context, `${role}.shape[${dim}]`, MAX_SIZE, "2^30, 32-bit positions", size)
+    );
+    atMost(context, `${role} extent`, MAX_ELEMENTS, "elements, 32-bit indices", extent(d));
+  }
+  const elements = (what: string, n: number) =>
+    atMost(context, what, MAX_ELEMENTS, "elements, 32-bit indices", n);
+  elements("out size (B·Hq·Nq·Dv)", batch * heads * qLen * valueDim);
+  elements("lse size (B·Hq·Nq)", batch * heads * qLen);
+  if (family === "materialized") elements("scores per head (Nq·Nk)", qLen * kvLen);
+  if (spec.outputs.probs) elements("probs size (B·Hq·Nq·Nk)", batch * heads * qLen * kvLen);
+}
+
+/** Refuses head parameters without exactly one value per query head. */
+function assertHeadParams(spec: AttentionSpec, heads: number, context: string): void {
+  for (const [field, e] of [["mask", spec.mask], ["scoreMod", spec.scoreMod]] as const) {
+    for (const p of e ? headParams(e) : []) {
+      if (p.op === "headParam" && p.values.length !== heads) {
+        fail(
+          "range",
+          context,
+          `${field} headParam values.length`,
+          `q heads (${heads})`,
+          p.values.length,
+        );
+      }
+    }
+  }
+}
+
+const CAPS: Readonly<Record<keyof BackendCaps, OptionKind>> = {
+  backend: "string",
+  families: "array",
+  dtypes: "array",
+  flashTiles: "array",
+  anyTile: "boolean",
+  maxHeadDim: "number",
+  materializeUpTo: "number",
+  materializedScratch: "string",
+  packGroups: "boolean",
+};
+
+function assertCaps(caps: unknown, context: string): asserts caps is BackendCaps {
+  assertObject(caps, context, "caps", "a backend's BackendCaps");
+  for (const [key, kind] of Object.entries(CAPS)) {
+    if (!hasKind(caps[key], kind)) fail("type", context, `caps.${key}`, `a ${kind}`, caps[key]);
+  }
+}
+
+/** Plans known to be valid, with the caps they were checked against (`null`: none). */
+const valid = new WeakMap<object, Set<BackendCaps | null>>();
+
+function lowerSpec(spec: AttentionSpec, caps: BackendCaps, context: string): KernelPlan {
+  assertSpec(spec, context);
+  assertCaps(caps, context);
   const sizes = specSizes(spec);
   if (sizes.kvHeads !== sizes.heads && !spec.groupedHeads) {
     throw new RangeError(
-      `Cannot lower attention: k.shape[1] must equal q heads (${sizes.heads}) unless groupHeads() is applied, current value is ${sizes.kvHeads}`,
+      `Cannot ${context}: k.shape[1] must equal q heads (${sizes.heads}) unless groupHeads() is applied, current value is ${sizes.kvHeads}`,
     );
   }
+  assertHeadParams(spec, sizes.heads, context);
   if (!caps.dtypes.includes(spec.q.dtype)) refuse(caps, "dtype", spec.q.dtype);
   if (Math.max(sizes.headDim, sizes.valueDim) > caps.maxHeadDim) {
     refuse(caps, "headDim", Math.max(sizes.headDim, sizes.valueDim));
   }
   const family = chooseFamily(spec, caps, sizes);
+  assertSizesFit(spec, sizes, family, context);
   const tile = chooseTile(spec, caps, sizes);
-  // A tile packs a KV head's query heads: at least one row set, even with no query heads.
-  const pack = family === "flash" && caps.packGroups ? Math.max(1, sizes.heads / sizes.kvHeads) : 1;
-  const layout = classifyBlocks(spec.mask, { ...sizes, tileQ: tile.q, tileKv: tile.kv, pack });
+  const pack = family === "flash" && caps.packGroups && sizes.heads > 0
+    ? sizes.heads / sizes.kvHeads
+    : 1;
+  const tiles = Math.ceil((sizes.qLen * pack) / tile.q) * Math.ceil(sizes.kvLen / tile.kv);
+  atMost(context, `block layout tiles for tile ${tile.q}x${tile.kv}`, MAX_TILES, "2^28", tiles);
+  const { batch, heads, qLen, kvLen } = sizes;
+  const layout = classifyBlocks(spec.mask, {
+    batch,
+    heads,
+    qLen,
+    kvLen,
+    tileQ: tile.q,
+    tileKv: tile.kv,
+    pack,
+  });
   const body = {
     backend: caps.backend,
     family,
@@ -154,20 +225,175 @@ export function lower(spec: AttentionSpec, caps: BackendCaps): KernelPlan {
     outputs: spec.outputs,
     materializedScratch: caps.materializedScratch,
   };
-  const key = hashString(JSON.stringify({
-    ...body,
-    mask: spec.mask && exprKey(spec.mask),
-    scoreMod: spec.scoreMod && exprKey(spec.scoreMod),
-  }));
-  return Object.freeze({ ...body, key });
+  const plan = Object.freeze({ ...body, key: hashString(bodyJson(body)) });
+  valid.set(plan, new Set([caps, null]));
+  return plan;
+}
+
+/** A plan's fields as lower() hashes them: Exprs by their keys. */
+const FIELDS = [
+  "backend",
+  "family",
+  "sizes",
+  "dtype",
+  "q",
+  "k",
+  "v",
+  "scale",
+  "mask",
+  "scoreMod",
+  "tile",
+  "pack",
+  "blockKinds",
+  "outputs",
+  "materializedScratch",
+] as const;
+
+function fieldJson(plan: Omit<KernelPlan, "key">, field: typeof FIELDS[number]): string {
+  const value = plan[field];
+  if (field === "mask" || field === "scoreMod") {
+    return JSON.stringify(value && exprKey(value as NonNullable<KernelPlan["mask"]>));
+  }
+  return JSON.stringify(value);
+}
+
+function bodyJson(plan: Omit<KernelPlan, "key">): string {
+  return `{${FIELDS.map((f) => `${JSON.stringify(f)}:${fieldJson(plan, f)}`).join(",")}}`;
+}
+
+/**
+ * Lowers a spec to a kernel plan for a backend's capabilities.
+ *
+ * @param spec The attention spec (re-checked: hand-built or edited specs are validated).
+ * @param caps The backend's capabilities.
+ * @returns A frozen, JSON-serializable plan.
+ * @throws {RangeError} If KV heads differ from query heads without `groupHeads()`, a head
+ * parameter does not hold one value per query head, or a size is beyond the kernels' 32-bit
+ * arithmetic (any dimension over 2^30; q, k, v extents, out, lse, probs or per-head scores over
+ * 2^32 elements), naming the field and value.
+ * @throws {TypeError} For a spec or caps field of the wrong kind.
+ * @throws {UnsupportedSpecError} If the backend cannot run the spec, naming the field.
+ * @example
+ * ```ts
+ * import { attention, causal, lower, mask, tensorDesc } from "@attend/attend/core";
+ * import { cpuCaps } from "@attend/attend/cpu";
+ * const x = tensorDesc([1, 2, 256, 64]);
+ * const plan = lower(mask(causal())(attention(x, x, x)), cpuCaps);
+ * if (plan.family !== "flash") throw new Error("long sequences use flash");
+ * if (plan.key !== lower(mask(causal())(attention(x, x, x)), cpuCaps).key) throw new Error();
+ * ```
+ */
+export function lower(spec: AttentionSpec, caps: BackendCaps): KernelPlan {
+  return lowerSpec(spec, caps, "lower attention");
+}
+
+/** Caps that let lower() make exactly a plan's own choices: family, tile, packing. */
+function capsOf(plan: KernelPlan): BackendCaps {
+  return {
+    backend: plan.backend,
+    families: [plan.family],
+    dtypes: [plan.dtype],
+    flashTiles: [{ maxHeadDim: Infinity, tile: plan.tile }],
+    anyTile: true,
+    maxHeadDim: Infinity,
+    materializeUpTo: 0,
+    materializedScratch: plan.materializedScratch,
+    packGroups: plan.pack > 1,
+  };
+}
+
+/**
+ * Checks that a plan is what `lower()` makes of its own spec (for `caps`, when given): plans
+ * from `lower()` pass at once; edited, hand-built or deserialized ones are re-lowered and
+ * compared field by field, so that no edit (a NaN scale, a block layout or size that no longer
+ * matches) reaches a kernel. Backends call it before any work.
+ *
+ * @param plan The value.
+ * @param caps The running backend's capabilities.
+ * @throws {TypeError} / {RangeError} Naming the first bad or inconsistent field and its value.
+ * @throws {UnsupportedSpecError} If `caps` cannot run the plan.
+ * @example
+ * ```ts
+ * import { assertPlan, attention, lower, tensorDesc } from "@attend/attend/core";
+ * import { cpuCaps } from "@attend/attend/cpu";
+ * import { assertThrows } from "@std/assert";
+ * const x = tensorDesc([1, 1, 4, 8]);
+ * const plan = lower(attention(x, x, x), cpuCaps);
+ * assertPlan(JSON.parse(JSON.stringify(plan)), cpuCaps);
+ * assertThrows(() => assertPlan({ ...plan, scale: NaN }), RangeError, "scale must be a finite number");
+ * ```
+ */
+export function assertPlan(plan: unknown, caps?: BackendCaps): asserts plan is KernelPlan {
+  const context = "run plan";
+  assertObject(plan, context, "plan", "a KernelPlan from lower()");
+  if (caps !== undefined) {
+    assertCaps(caps, context);
+    if (plan.backend !== caps.backend) {
+      fail("type", context, "plan.backend", show(caps.backend), plan.backend);
+    }
+  }
+  if (valid.get(plan)?.has(caps ?? null)) return;
+  const p = plan as unknown as KernelPlan;
+  for (const field of ["backend", "family", "dtype", "blockKinds", "key", "materializedScratch"]) {
+    if (typeof plan[field] !== "string") {
+      fail("type", context, `plan.${field}`, "a string", plan[field]);
+    }
+  }
+  assertObject(plan.tile, context, "plan.tile", "an object { q, kv }");
+  if (!Number.isInteger(plan.pack)) fail("type", context, "plan.pack", "an integer", plan.pack);
+  const expected = lowerSpec(
+    {
+      q: p.q,
+      k: p.k,
+      v: p.v,
+      scale: p.scale,
+      ...(p.mask !== undefined ? { mask: p.mask } : {}),
+      ...(p.scoreMod !== undefined ? { scoreMod: p.scoreMod } : {}),
+      groupedHeads: true,
+      normalizer: "softmax",
+      tile: p.tile,
+      kernel: p.family,
+      outputs: p.outputs,
+    },
+    caps ?? capsOf(p),
+    context,
+  );
+  for (const field of FIELDS) {
+    const want = fieldJson(expected, field), got = fieldJson(p, field);
+    if (want !== got) {
+      const cut = (text = "undefined") => text.length > 60 ? `${text.slice(0, 60)}…` : text;
+      throw new RangeError(
+        `Cannot ${context}: plan.${field} must be ${
+          cut(want)
+        } as lower() gives for the plan's spec, current value is ${cut(got)}`,
+      );
+    }
+  }
+  if (p.key !== expected.key) fail("range", context, "plan.key", expected.key, p.key);
+  if (Object.isFrozen(plan)) valid.set(plan, (valid.get(plan) ?? new Set()).add(caps ?? null));
 }
 
 const layouts = new WeakMap<KernelPlan, BlockLayout>();
 
-/** The plan's block layout as typed data (decoded once per plan). */
+/**
+ * The plan's block layout as typed data (decoded once per plan, after `assertPlan`).
+ *
+ * @param plan The plan.
+ * @returns Its layout.
+ * @throws {TypeError} / {RangeError} If the plan is not what `lower()` makes of its spec.
+ * @example
+ * ```ts
+ * import { attention, causal, lower, mask, planLayout, tensorDesc } from "@attend/attend/core";
+ * import { cpuCaps } from "@attend/attend/cpu";
+ * const x = tensorDesc([1, 1, 64, 8]);
+ * const layout = planLayout(lower(mask(causal())(attention(x, x, x)), cpuCaps));
+ * if (layout.kinds.length !== layout.rows * layout.cols) throw new Error("one kind per tile");
+ * ```
+ */
 export function planLayout(plan: KernelPlan): BlockLayout {
   const known = layouts.get(plan);
   if (known) return known;
+  assertPlan(plan);
   const { tile, sizes, pack } = plan;
   const kinds = Uint8Array.from(plan.blockKinds, (c) => c.charCodeAt(0) - 48);
   const layout = Object.freeze({

@@ -4,6 +4,7 @@
  * @module
  */
 import { add, and, type Expr, ge, kvIdx, le, qPos, sub } from "./expr.ts";
+import { assertInteger, MAX_SIZE } from "./_check.ts";
 
 /**
  * Causal mask: key `j` is visible to query `i` when `j <= pos(i)`.
@@ -27,14 +28,6 @@ export function causal(): Expr {
   return le(kvIdx, qPos);
 }
 
-function assertWindowBound(field: string, value: number): void {
-  if (!Number.isInteger(value) || value < 0) {
-    throw new RangeError(
-      `Cannot create window: ${field} must be a non-negative integer, current value is ${value}`,
-    );
-  }
-}
-
 /**
  * Window mask: key `j` is visible to query `i` when `pos(i) - left <= j <= pos(i) + right`.
  * `window(n - 1, 0)` is a causal sliding window of `n` keys.
@@ -50,7 +43,9 @@ function assertWindowBound(field: string, value: number): void {
  * @param left Keys visible before the query's position.
  * @param right Keys visible after it.
  * @returns A bool Expr.
- * @throws {RangeError} If `left` or `right` is not a non-negative integer.
+ * @throws {TypeError} If `left` or `right` is not a number.
+ * @throws {RangeError} If `left` or `right` is not an integer in 0..2^30 (the largest length
+ * `lower()` accepts: bounds stay inside the kernels' 32-bit position arithmetic).
  * @example
  * ```ts
  * import { evaluate, window } from "@attend/attend/core";
@@ -59,7 +54,7 @@ function assertWindowBound(field: string, value: number): void {
  * ```
  */
 export function window(left: number, right: number): Expr {
-  assertWindowBound("left", left);
-  assertWindowBound("right", right);
+  assertInteger(left, "create window", "left", 0, MAX_SIZE);
+  assertInteger(right, "create window", "right", 0, MAX_SIZE);
   return and(ge(kvIdx, sub(qPos, left)), le(kvIdx, add(qPos, right)));
 }

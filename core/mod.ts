@@ -14,6 +14,7 @@
  */
 export * from "./tensor_desc.ts";
 export * from "./expr.ts";
+export * from "./expr_tree.ts";
 export * from "./evaluate.ts";
 export * from "./to_wgsl.ts";
 export * from "./classify_blocks.ts";

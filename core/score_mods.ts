@@ -3,13 +3,16 @@
  * @module
  */
 import { add, div, headParam, kvIdx, mul, qPos, score, sub, tanh } from "./expr.ts";
+import { specSizes } from "./spec.ts";
 import { scoreMod, type Transform } from "./transforms.ts";
+import { assertArray, assertFinite, assertInteger, fail } from "./_check.ts";
 
 /**
  * Caps scores smoothly: `score ↦ cap · tanh(score / cap)` (Gemma 2, Grok).
  *
  * @param cap A positive finite number.
  * @returns The transform.
+ * @throws {TypeError} If `cap` is not a number.
  * @throws {RangeError} If `cap` is not positive and finite.
  * @example
  * ```ts
@@ -19,11 +22,7 @@ import { scoreMod, type Transform } from "./transforms.ts";
  * ```
  */
 export function softcap(cap: number): Transform {
-  if (!Number.isFinite(cap) || cap <= 0) {
-    throw new RangeError(
-      `Cannot apply softcap: cap must be positive and finite, current value is ${cap}`,
-    );
-  }
+  assertFinite(cap, "apply softcap", "cap", true);
   return scoreMod(mul(cap, tanh(div(score, cap))));
 }
 
@@ -33,6 +32,7 @@ export function softcap(cap: number): Transform {
  *
  * @param heads Number of query heads.
  * @returns One slope per head.
+ * @throws {TypeError} If `heads` is not a number.
  * @throws {RangeError} If `heads` is not a positive integer.
  * @example
  * ```ts
@@ -41,11 +41,7 @@ export function softcap(cap: number): Transform {
  * ```
  */
 export function alibiSlopes(heads: number): number[] {
-  if (!Number.isInteger(heads) || heads < 1) {
-    throw new RangeError(
-      `Cannot compute ALiBi slopes: heads must be a positive integer, current value is ${heads}`,
-    );
-  }
+  assertInteger(heads, "compute ALiBi slopes", "heads", 1);
   const powers = (n: number) => Array.from({ length: n }, (_, i) => 2 ** (-8 * (i + 1) / n));
   const base = 2 ** Math.floor(Math.log2(heads));
   const extra = powers(2 * base).filter((_, i) => i % 2 === 0).slice(0, heads - base);
@@ -58,7 +54,9 @@ export function alibiSlopes(heads: number): number[] {
  *
  * @param slopes One slope per query head, e.g. `alibiSlopes(H)`.
  * @returns The transform; it throws when applied to a spec with another head count.
- * @throws {RangeError} If a slope is not finite, or (on apply) `slopes.length` differs from q heads.
+ * @throws {TypeError} If `slopes` is not an array of numbers.
+ * @throws {RangeError} If `slopes` is empty or a slope is not finite, or (on apply) `slopes.length`
+ * differs from q heads.
  * @example
  * ```ts
  * import { alibi, alibiSlopes, attention, tensorDesc } from "@attend/attend/core";
@@ -67,13 +65,15 @@ export function alibiSlopes(heads: number): number[] {
  * ```
  */
 export function alibi(slopes: readonly number[]): Transform {
+  assertArray(slopes, "apply alibi", "slopes", "an array of numbers");
+  if (slopes.length === 0) fail("range", "apply alibi", "slopes", "non-empty", slopes);
+  slopes.forEach((s, i) => assertFinite(s, "apply alibi", `slopes[${i}]`));
   const bias = scoreMod(add(score, mul(headParam(slopes), sub(kvIdx, qPos))));
   return (spec) => {
-    if (slopes.length !== spec.q.shape[1]) {
+    const { heads } = specSizes(spec);
+    if (slopes.length !== heads) {
       throw new RangeError(
-        `Cannot apply alibi: slopes.length must equal q heads (${
-          spec.q.shape[1]
-        }), current value is ${slopes.length}`,
+        `Cannot apply alibi: slopes.length must equal q heads (${heads}), current value is ${slopes.length}`,
       );
     }
     return bias(spec);

@@ -4,7 +4,9 @@
  * @module
  */
 import type { Expr } from "./expr.ts";
-import { assertDType, type TensorDesc } from "./tensor_desc.ts";
+import { assertExpr } from "./expr_tree.ts";
+import { assertDesc, type TensorDesc } from "./tensor_desc.ts";
+import { assertFinite, assertInteger, assertObject, checkOptions, fail, show } from "./_check.ts";
 
 /** Kernel families a plan can use: scores in memory, or tiles with an online softmax. */
 export type KernelFamily = "materialized" | "flash";
@@ -68,24 +70,123 @@ export interface AttentionOptions {
   readonly probs?: boolean;
 }
 
-/** Validates a scale value. */
-export function assertScale(scale: number): void {
-  if (typeof scale !== "number" || !Number.isFinite(scale)) {
-    throw new RangeError(
-      `Cannot set scale: scale must be a finite number, current value is ${scale}`,
+/**
+ * Checks a scale value.
+ *
+ * @param scale The value.
+ * @param context What the caller cannot do otherwise.
+ * @throws {TypeError} If it is not a number.
+ * @throws {RangeError} If it is NaN or infinite.
+ * @example
+ * ```ts
+ * import { assertScale } from "@attend/attend/core";
+ * import { assertThrows } from "@std/assert";
+ * assertThrows(() => assertScale(NaN), RangeError, "scale must be a finite number, current value is NaN");
+ * ```
+ */
+export function assertScale(scale: unknown, context = "set scale"): asserts scale is number {
+  assertFinite(scale, context, "scale");
+}
+
+/**
+ * Checks a tile shape: `{ q, kv }`, each an integer in 1..1024.
+ *
+ * @param shape The value.
+ * @param context What the caller cannot do otherwise.
+ * @param field How the caller names it.
+ * @throws {TypeError} For a non-object, unknown keys or non-number sizes.
+ * @throws {RangeError} For sizes out of range.
+ * @example
+ * ```ts
+ * import { assertTile } from "@attend/attend/core";
+ * import { assertThrows } from "@std/assert";
+ * assertThrows(() => assertTile({ q: 0, kv: 4 }), RangeError, "tile.q must be an integer in 1..1024");
+ * ```
+ */
+export function assertTile(
+  shape: unknown,
+  context = "set tile",
+  field = "tile",
+): asserts shape is TileShape {
+  assertObject(shape, context, field, "an object { q, kv }");
+  checkOptions(context, field, shape, { q: "number", kv: "number" });
+  assertInteger(shape.q, context, `${field}.q`, 1, 1024);
+  assertInteger(shape.kv, context, `${field}.kv`, 1, 1024);
+}
+
+/** The kernel families. */
+export const KERNEL_FAMILIES: readonly KernelFamily[] = Object.freeze(["materialized", "flash"]);
+
+/**
+ * Checks a kernel family.
+ *
+ * @param family The value.
+ * @param context What the caller cannot do otherwise.
+ * @param field How the caller names it.
+ * @throws {TypeError} If it is not "materialized" or "flash".
+ * @example
+ * ```ts
+ * import { assertKernelFamily } from "@attend/attend/core";
+ * import { assertThrows } from "@std/assert";
+ * assertThrows(() => assertKernelFamily("paged"), TypeError, 'current value is "paged"');
+ * ```
+ */
+export function assertKernelFamily(
+  family: unknown,
+  context = "set kernel",
+  field = "family",
+): asserts family is KernelFamily {
+  if (!KERNEL_FAMILIES.includes(family as KernelFamily)) {
+    fail(
+      "type",
+      context,
+      field,
+      `one of ${KERNEL_FAMILIES.map((f) => show(f)).join(", ")}`,
+      family,
     );
   }
 }
 
-function assertRank4(name: string, d: TensorDesc): void {
-  if (!d || !Array.isArray(d.shape) || d.shape.length !== 4) {
+function assertRank4(context: string, name: string, d: unknown): asserts d is TensorDesc {
+  assertDesc(d, context, name);
+  if (d.shape.length !== 4) {
     throw new RangeError(
-      `Cannot build attention: ${name} must have rank 4 [batch, heads, seq, headDim], current shape is [${
-        d?.shape ?? "none"
-      }]`,
+      `Cannot ${context}: ${name} must have rank 4 [batch, heads, seq, headDim], current shape is [${d.shape}]`,
     );
   }
-  assertDType(d.dtype, `${name}.dtype`);
+}
+
+/** Checks q, k, v: rank-4 descriptors of one dtype whose sizes fit together. */
+function assertOperands(context: string, q: unknown, k: unknown, v: unknown): void {
+  assertRank4(context, "q", q);
+  assertRank4(context, "k", k);
+  assertRank4(context, "v", v);
+  for (const [name, d] of [["k", k], ["v", v]] as const) {
+    if (d.dtype !== q.dtype) {
+      throw new TypeError(
+        `Cannot ${context}: ${name}.dtype must equal q.dtype (${q.dtype}), current value is ${d.dtype}`,
+      );
+    }
+  }
+  const [batch, heads, , headDim] = q.shape;
+  const mismatch = (field: string, want: number, got: number, what: string) => {
+    if (want !== got) {
+      throw new RangeError(
+        `Cannot ${context}: ${field} must equal ${what} (${want}), current value is ${got}`,
+      );
+    }
+  };
+  mismatch("k.shape[0]", batch, k.shape[0], "q batch");
+  mismatch("v.shape[0]", batch, v.shape[0], "q batch");
+  mismatch("k.shape[3]", headDim, k.shape[3], "q head dim");
+  mismatch("v.shape[1]", k.shape[1], v.shape[1], "k heads");
+  mismatch("v.shape[2]", k.shape[2], v.shape[2], "k length");
+  const kvHeads = k.shape[1];
+  if (kvHeads === 0 ? heads !== 0 : heads % kvHeads !== 0) {
+    throw new RangeError(
+      `Cannot ${context}: k.shape[1] (KV heads) must divide q heads (${heads}), current value is ${kvHeads}`,
+    );
+  }
 }
 
 function descOf(d: TensorDesc): TensorDesc {
@@ -97,61 +198,57 @@ function descOf(d: TensorDesc): TensorDesc {
   });
 }
 
-function mismatch(field: string, want: number, got: number, what: string): RangeError {
-  return new RangeError(
-    `Cannot build attention: ${field} must equal ${what} (${want}), current value is ${got}`,
-  );
-}
+const OPTIONS = { scale: "number", lse: "boolean", probs: "boolean" } as const;
 
 /**
  * Builds the spec of plain softmax attention over `q`, `k`, `v`.
  *
+ * Sizes may be zero: no keys (`Nk = 0`) gives zeros and `lse = -Infinity`; no batch, heads or
+ * queries give empty results; head dim 0 gives scores of 0 (each row the mean of its visible
+ * values) and a default scale of 1.
+ *
+ * Non-finite data: keys a query row cannot see (masked, or past `Nk`) never reach it, whatever
+ * their k and v hold. Over the keys it sees the arithmetic is IEEE, as in PyTorch's SDPA:
+ * - a NaN or +Infinity score (NaN or Inf in q or a visible k, or from the score modifier) makes
+ *   the row NaN: every element of its `out`, its `lse`, and the probabilities of its visible keys
+ *   (hidden keys' stay 0);
+ * - a score of -Infinity gives its key weight 0, and a row whose visible keys all weigh 0 gives
+ *   `out` 0 and `lse = -Infinity`, like a row that sees no key;
+ * - a visible key's v always enters as `weight · v`: `out[i][d]` is NaN where a visible
+ *   `v[j][d]` is NaN (or infinite with weight 0), and ±Infinity where it is infinite with a
+ *   positive weight.
+ *
  * @param q Queries `[B, Hq, Nq, D]` (descriptor or tensor; only the descriptor is kept).
  * @param k Keys `[B, Hkv, Nk, D]`; `Hkv` must divide `Hq`.
  * @param v Values `[B, Hkv, Nk, Dv]`.
- * @param options Scale and extra outputs.
+ * @param options Scale and extra outputs: `{ scale?, lse?, probs? }`.
  * @returns A frozen spec.
- * @throws {RangeError} For mismatched sizes, naming the field and value.
- * @throws {TypeError} For unknown or mixed dtypes.
+ * @throws {RangeError} For mismatched sizes or a non-finite scale, naming the field and value.
+ * @throws {TypeError} For non-descriptors, unknown or mixed dtypes, and options that are not an
+ * object, name an unknown key (the nearest known key is suggested) or hold a wrong kind.
  * @example
  * ```ts
  * import { attention, tensorDesc } from "@attend/attend/core";
+ * import { assertThrows } from "@std/assert";
  * const q = tensorDesc([1, 8, 16, 64]);
  * const kv = tensorDesc([1, 2, 32, 64]);
  * const spec = attention(q, kv, kv);
  * if (spec.scale !== 1 / 8) throw new Error("default scale is 1/sqrt(D)");
+ * assertThrows(() => attention(q, kv, kv, { lse: true, prob: true } as never), TypeError, 'did you mean "probs"?');
  * ```
  */
 export function attention(
   q: TensorDesc,
   k: TensorDesc,
   v: TensorDesc,
-  options: AttentionOptions = {},
+  options?: AttentionOptions,
 ): AttentionSpec {
-  assertRank4("q", q);
-  assertRank4("k", k);
-  assertRank4("v", v);
-  for (const [name, d] of [["k", k], ["v", v]] as const) {
-    if (d.dtype !== q.dtype) {
-      throw new TypeError(
-        `Cannot build attention: ${name}.dtype must equal q.dtype (${q.dtype}), current value is ${d.dtype}`,
-      );
-    }
-  }
-  const [batch, heads, , headDim] = q.shape;
-  if (k.shape[0] !== batch) throw mismatch("k.shape[0]", batch, k.shape[0], "q batch");
-  if (v.shape[0] !== batch) throw mismatch("v.shape[0]", batch, v.shape[0], "q batch");
-  if (k.shape[3] !== headDim) throw mismatch("k.shape[3]", headDim, k.shape[3], "q head dim");
-  if (v.shape[1] !== k.shape[1]) throw mismatch("v.shape[1]", k.shape[1], v.shape[1], "k heads");
-  if (v.shape[2] !== k.shape[2]) throw mismatch("v.shape[2]", k.shape[2], v.shape[2], "k length");
-  const kvHeads = k.shape[1];
-  if (kvHeads === 0 || heads % kvHeads !== 0) {
-    throw new RangeError(
-      `Cannot build attention: k.shape[1] (KV heads) must divide q heads (${heads}), current value is ${kvHeads}`,
-    );
-  }
-  const scale = options.scale ?? 1 / Math.sqrt(headDim);
-  assertScale(scale);
+  const context = "build attention";
+  assertOperands(context, q, k, v);
+  const opts = checkOptions(context, "options", options, OPTIONS);
+  const headDim = q.shape[3];
+  const scale = opts.scale ?? (headDim > 0 ? 1 / Math.sqrt(headDim) : 1);
+  assertScale(scale, context);
   return Object.freeze({
     q: descOf(q),
     k: descOf(k),
@@ -159,8 +256,48 @@ export function attention(
     scale,
     groupedHeads: false,
     normalizer: "softmax",
-    outputs: Object.freeze({ lse: options.lse ?? false, probs: options.probs ?? false }),
+    outputs: Object.freeze({ lse: opts.lse ?? false, probs: opts.probs ?? false }),
   });
+}
+
+/**
+ * Checks everything a spec holds, as `attention()` and the transforms would have: for specs
+ * built or edited by hand, before lowering.
+ *
+ * @param spec The value.
+ * @param context What the caller cannot do otherwise.
+ * @throws {TypeError} / {RangeError} Naming the field and value.
+ * @example
+ * ```ts
+ * import { assertSpec, attention, tensorDesc } from "@attend/attend/core";
+ * import { assertThrows } from "@std/assert";
+ * const x = tensorDesc([1, 1, 4, 8]);
+ * assertThrows(() => assertSpec({ ...attention(x, x, x), scale: NaN }), RangeError, "scale");
+ * ```
+ */
+export function assertSpec(
+  spec: unknown,
+  context = "lower attention",
+): asserts spec is AttentionSpec {
+  assertObject(spec, context, "spec", "an AttentionSpec from attention()");
+  assertOperands(context, spec.q, spec.k, spec.v);
+  assertScale(spec.scale, context);
+  if (spec.mask !== undefined) assertExpr(spec.mask, context, "mask", "mask");
+  if (spec.scoreMod !== undefined) assertExpr(spec.scoreMod, context, "scoreMod", "modifier");
+  if (typeof spec.groupedHeads !== "boolean") {
+    fail("type", context, "groupedHeads", "a boolean", spec.groupedHeads);
+  }
+  if (spec.normalizer !== "softmax") {
+    fail("type", context, "normalizer", '"softmax"', spec.normalizer);
+  }
+  if (spec.tile !== undefined) assertTile(spec.tile, context);
+  if (spec.kernel !== undefined) assertKernelFamily(spec.kernel, context, "kernel");
+  assertObject(spec.outputs, context, "outputs", "an object { lse, probs }");
+  for (const key of ["lse", "probs"] as const) {
+    if (typeof spec.outputs[key] !== "boolean") {
+      fail("type", context, `outputs.${key}`, "a boolean", spec.outputs[key]);
+    }
+  }
 }
 
 /** Sizes of a spec, read from its descriptors. */
@@ -181,8 +318,22 @@ export interface SpecSizes {
   readonly valueDim: number;
 }
 
-/** Reads the sizes of a spec. */
-export function specSizes(spec: AttentionSpec): SpecSizes {
+/**
+ * Reads the sizes of a spec (or of anything with rank-4 `q`, `k`, `v`).
+ *
+ * @param spec The spec.
+ * @returns Its sizes.
+ * @throws {TypeError} / {RangeError} If q, k or v is not a rank-4 descriptor.
+ * @example
+ * ```ts
+ * import { attention, specSizes, tensorDesc } from "@attend/attend/core";
+ * const x = tensorDesc([2, 4, 16, 8]);
+ * if (specSizes(attention(x, x, x)).qLen !== 16) throw new Error("Nq is 16");
+ * ```
+ */
+export function specSizes(spec: Pick<AttentionSpec, "q" | "k" | "v">): SpecSizes {
+  assertObject(spec, "read sizes", "spec", "an AttentionSpec");
+  for (const role of ["q", "k", "v"] as const) assertRank4("read sizes", role, spec[role]);
   const [batch, heads, qLen, headDim] = spec.q.shape;
   const [, kvHeads, kvLen] = spec.k.shape;
   return { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim: spec.v.shape[3] };

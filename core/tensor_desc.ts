@@ -5,6 +5,8 @@
  * @module
  */
 
+import { assertArray, assertInteger, assertObject, fail, show } from "./_check.ts";
+
 /** Element types: f32 for compute and storage, f16 for storage only. */
 export type DType = "f32" | "f16";
 
@@ -25,28 +27,109 @@ export interface TensorDesc {
 
 /**
  * Checks that a value is a known dtype.
+ *
+ * @param dtype The value.
+ * @param field How the caller names it.
+ * @param context What the caller cannot do otherwise.
  * @throws {TypeError} If it is not "f32" or "f16".
+ * @example
+ * ```ts
+ * import { assertDType } from "@attend/attend/core";
+ * import { assertThrows } from "@std/assert";
+ * assertThrows(() => assertDType("f64"), TypeError, 'dtype must be one of "f32", "f16"');
+ * ```
  */
-export function assertDType(dtype: unknown, field = "dtype"): asserts dtype is DType {
+export function assertDType(
+  dtype: unknown,
+  field = "dtype",
+  context = "create tensor",
+): asserts dtype is DType {
   if (!DTYPES.includes(dtype as DType)) {
-    throw new TypeError(
-      `Cannot use ${field}: must be one of ${DTYPES.join(", ")}, current value is ${String(dtype)}`,
-    );
+    fail("type", context, field, `one of ${DTYPES.map((d) => show(d)).join(", ")}`, dtype);
   }
 }
 
-function assertShape(shape: readonly number[]): void {
-  shape.forEach((size, dim) => {
-    if (!Number.isInteger(size) || size < 0) {
-      throw new RangeError(
-        `Cannot create tensor: shape[${dim}] must be a non-negative integer, current value is ${size}`,
-      );
-    }
-  });
+/**
+ * Checks a shape: an array of non-negative integers (each at most 2^53 - 1).
+ *
+ * @param shape The value.
+ * @param context What the caller cannot do otherwise.
+ * @param field How the caller names it.
+ * @throws {TypeError} If `shape` is not an array, or an entry is not a number.
+ * @throws {RangeError} If an entry is negative, fractional or NaN, naming its index.
+ * @example
+ * ```ts
+ * import { assertShape } from "@attend/attend/core";
+ * import { assertThrows } from "@std/assert";
+ * assertThrows(() => assertShape([2, NaN]), RangeError, "shape[1] must be a non-negative integer, current value is NaN");
+ * ```
+ */
+export function assertShape(
+  shape: unknown,
+  context = "create tensor",
+  field = "shape",
+): asserts shape is readonly number[] {
+  assertArray(shape, context, field, "an array of non-negative integers");
+  shape.forEach((size, dim) => assertInteger(size, context, `${field}[${dim}]`, 0));
 }
 
-/** Row-major strides for a shape. */
+/**
+ * Checks that a value is a tensor descriptor (or a tensor): a known dtype, a shape, strides of the
+ * same length (non-negative integers) and a non-negative integer offset.
+ *
+ * @param desc The value.
+ * @param context What the caller cannot do otherwise.
+ * @param field How the caller names it, e.g. "q".
+ * @throws {TypeError} For a non-object or fields of the wrong kind.
+ * @throws {RangeError} For out-of-range fields or strides of another length than the shape.
+ * @example
+ * ```ts
+ * import { assertDesc, tensorDesc } from "@attend/attend/core";
+ * import { assertThrows } from "@std/assert";
+ * assertDesc(tensorDesc([2, 3]), "use view", "x");
+ * assertThrows(() => assertDesc({ ...tensorDesc([2]), offset: -1 }, "use view", "x"), RangeError, "x.offset");
+ * ```
+ */
+export function assertDesc(
+  desc: unknown,
+  context: string,
+  field: string,
+): asserts desc is TensorDesc {
+  assertObject(desc, context, field, "a tensor or tensor descriptor");
+  assertDType(desc.dtype, `${field}.dtype`, context);
+  assertShape(desc.shape, context, `${field}.shape`);
+  assertArray(desc.strides, context, `${field}.strides`, "an array of non-negative integers");
+  if (desc.strides.length !== desc.shape.length) {
+    fail(
+      "range",
+      context,
+      `${field}.strides.length`,
+      `${desc.shape.length} (the rank)`,
+      desc.strides.length,
+    );
+  }
+  desc.strides.forEach((s, dim) => assertInteger(s, context, `${field}.strides[${dim}]`, 0));
+  assertInteger(desc.offset, context, `${field}.offset`, 0);
+}
+
+/**
+ * Row-major strides for a shape.
+ *
+ * @param shape Size of each dimension.
+ * @returns The strides.
+ * @throws {TypeError} / {RangeError} For a malformed shape.
+ * @example
+ * ```ts
+ * import { contiguousStrides } from "@attend/attend/core";
+ * if (contiguousStrides([2, 3, 4]).join() !== "12,4,1") throw new Error("row-major");
+ * ```
+ */
 export function contiguousStrides(shape: readonly number[]): number[] {
+  assertShape(shape);
+  return stridesOf(shape);
+}
+
+function stridesOf(shape: readonly number[]): number[] {
   const strides = new Array<number>(shape.length);
   let step = 1;
   for (let dim = shape.length - 1; dim >= 0; dim--) {
@@ -62,8 +145,8 @@ export function contiguousStrides(shape: readonly number[]): number[] {
  * @param shape Size of each dimension.
  * @param dtype Storage type, "f32" by default.
  * @returns The descriptor, offset 0.
- * @throws {RangeError} If a size is not a non-negative integer.
- * @throws {TypeError} If the dtype is unknown.
+ * @throws {RangeError} If a size is negative, fractional or NaN, naming its index.
+ * @throws {TypeError} If `shape` is not an array of numbers or the dtype is unknown.
  * @example
  * ```ts
  * import { tensorDesc } from "@attend/attend/core";
@@ -77,19 +160,44 @@ export function tensorDesc(shape: readonly number[], dtype: DType = "f32"): Tens
   return Object.freeze({
     dtype,
     shape: Object.freeze([...shape]),
-    strides: Object.freeze(contiguousStrides(shape)),
+    strides: Object.freeze(stridesOf(shape)),
     offset: 0,
   });
 }
 
-/** Number of elements a descriptor addresses. */
+/**
+ * Number of elements a shape (or descriptor) addresses.
+ *
+ * @param desc Anything with a `shape`.
+ * @returns The product of the sizes.
+ * @throws {TypeError} / {RangeError} For a malformed shape.
+ * @example
+ * ```ts
+ * import { numel, tensorDesc } from "@attend/attend/core";
+ * if (numel(tensorDesc([2, 0, 3])) !== 0) throw new Error("empty");
+ * ```
+ */
 export function numel(desc: Pick<TensorDesc, "shape">): number {
+  assertObject(desc, "count elements", "desc", "an object with a shape");
+  assertShape(desc.shape, "count elements", "desc.shape");
   return desc.shape.reduce((a, b) => a * b, 1);
 }
 
-/** Whether a descriptor is row-major with no gaps (its offset may be non-zero). */
+/**
+ * Whether a descriptor is row-major with no gaps (its offset may be non-zero).
+ *
+ * @param desc The descriptor.
+ * @returns True if a reshape of it needs no copy.
+ * @throws {TypeError} / {RangeError} For a malformed descriptor.
+ * @example
+ * ```ts
+ * import { isContiguous, permute, tensorDesc } from "@attend/attend/core";
+ * if (isContiguous(permute(tensorDesc([2, 3]), [1, 0]))) throw new Error("transposed");
+ * ```
+ */
 export function isContiguous(desc: TensorDesc): boolean {
-  const expected = contiguousStrides(desc.shape);
+  assertDesc(desc, "inspect tensor", "desc");
+  const expected = stridesOf(desc.shape);
   return desc.shape.every((size, dim) => size === 1 || desc.strides[dim] === expected[dim]);
 }
 
@@ -118,15 +226,14 @@ function view<T extends TensorDesc>(x: T, shape: number[], strides: number[], of
  * ```
  */
 export function permute<T extends TensorDesc>(x: T, axes: readonly number[]): T {
+  assertDesc(x, "permute", "x");
   const rank = x.shape.length;
-  const seen = new Set(axes);
+  assertArray(axes, "permute", "axes", `a permutation of 0..${rank - 1}`);
   if (
-    axes.length !== rank || seen.size !== rank ||
+    axes.length !== rank || new Set(axes).size !== rank ||
     axes.some((a) => !Number.isInteger(a) || a < 0 || a >= rank)
   ) {
-    throw new RangeError(
-      `Cannot permute: axes must be a permutation of 0..${rank - 1}, current value is [${axes}]`,
-    );
+    fail("range", "permute", "axes", `a permutation of 0..${rank - 1}`, axes);
   }
   return view(x, axes.map((a) => x.shape[a]), axes.map((a) => x.strides[a]), x.offset);
 }
@@ -146,7 +253,8 @@ export function permute<T extends TensorDesc>(x: T, axes: readonly number[]): T 
  * ```
  */
 export function reshape<T extends TensorDesc>(x: T, shape: readonly number[]): T {
-  assertShape(shape);
+  assertDesc(x, "reshape", "x");
+  assertShape(shape, "reshape");
   if (numel({ shape }) !== numel(x)) {
     throw new RangeError(
       `Cannot reshape: element count must stay ${numel(x)}, current value is ${
@@ -159,7 +267,7 @@ export function reshape<T extends TensorDesc>(x: T, shape: readonly number[]): T
       `Cannot reshape: data must be contiguous, current strides are [${x.strides}]`,
     );
   }
-  return view(x, [...shape], contiguousStrides(shape), x.offset);
+  return view(x, [...shape], stridesOf(shape), x.offset);
 }
 
 /**
@@ -179,12 +287,11 @@ export function reshape<T extends TensorDesc>(x: T, shape: readonly number[]): T
  * ```
  */
 export function slice<T extends TensorDesc>(x: T, dim: number, start: number, end: number): T {
-  if (!Number.isInteger(dim) || dim < 0 || dim >= x.shape.length) {
-    throw new RangeError(
-      `Cannot slice: dim must be in 0..${x.shape.length - 1}, current value is ${dim}`,
-    );
-  }
-  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start) {
+  assertDesc(x, "slice", "x");
+  assertInteger(dim, "slice", "dim", 0, x.shape.length - 1);
+  assertInteger(start, "slice", "start", 0);
+  assertInteger(end, "slice", "end", 0);
+  if (end < start) {
     throw new RangeError(
       `Cannot slice: need 0 <= start <= end, current value is [${start}, ${end})`,
     );
@@ -214,7 +321,8 @@ export function slice<T extends TensorDesc>(x: T, dim: number, start: number, en
  * ```
  */
 export function broadcast<T extends TensorDesc>(x: T, shape: readonly number[]): T {
-  assertShape(shape);
+  assertDesc(x, "broadcast", "x");
+  assertShape(shape, "broadcast");
   if (shape.length !== x.shape.length) {
     throw new RangeError(
       `Cannot broadcast: rank must be ${x.shape.length}, current value is ${shape.length}`,
@@ -230,9 +338,21 @@ export function broadcast<T extends TensorDesc>(x: T, shape: readonly number[]):
   return view(x, [...shape], strides, x.offset);
 }
 
-/** Largest element index a descriptor reaches, plus one (0 when empty). */
+/**
+ * Largest element index a descriptor reaches, plus one (0 when empty).
+ *
+ * @param desc The descriptor.
+ * @returns The elements its storage needs.
+ * @throws {TypeError} / {RangeError} For a malformed descriptor.
+ * @example
+ * ```ts
+ * import { extent, slice, tensorDesc } from "@attend/attend/core";
+ * if (extent(slice(tensorDesc([4, 3]), 0, 1, 2)) !== 6) throw new Error("row 1 ends at 6");
+ * ```
+ */
 export function extent(desc: TensorDesc): number {
-  if (numel(desc) === 0) return 0;
+  assertDesc(desc, "measure tensor", "desc");
+  if (desc.shape.includes(0)) return 0;
   return desc.shape.reduce((end, size, dim) => end + (size - 1) * desc.strides[dim], desc.offset) +
     1;
 }

@@ -1,9 +1,14 @@
 /**
  * The WGSL interpretation of Exprs: a function body for kernel templates. Variables become the
- * parameters `b, h, q_idx, kv_idx, q_len, kv_len` (i32) and `score` (f32).
+ * parameters `b, h, q_idx, kv_idx, q_len, kv_len` (i32) and `score` (f32). Float `min`, `max`
+ * and `tanh` go through small helpers that pass NaN on, as the CPU's `Math` functions do (WGSL's
+ * own may drop it).
  * @module
  */
-import { type Expr, exprKey, headParams, typeOf, type VarName } from "./expr.ts";
+import { type Expr, typeOf, type VarName } from "./expr.ts";
+import { assertExpr, exprKey, headParams } from "./expr_tree.ts";
+import { isBinary } from "./_expr_type.ts";
+import { assertArray, assertObject, fail } from "./_check.ts";
 
 const VAR_NAMES: Record<VarName, string> = {
   b: "b",
@@ -47,8 +52,22 @@ export interface LiteralTable {
   readonly kinds: ("i" | "f")[];
 }
 
-/** The uniform words of a literal table (i32 or f32 bit patterns). */
+/**
+ * The uniform words of a literal table (i32 or f32 bit patterns).
+ *
+ * @param table The table `toWgsl` filled.
+ * @returns Its values, padded to whole `vec4`s.
+ * @throws {TypeError} If `table` is not a literal table.
+ * @example
+ * ```ts
+ * import { literalWords, toWgsl, window } from "@attend/attend/core";
+ * const table = { values: [], kinds: [] };
+ * toWgsl("mask_mod", window(3, 1), table);
+ * if (literalWords(table)[0] !== 3) throw new Error("left bound first");
+ * ```
+ */
 export function literalWords(table: LiteralTable): Uint32Array {
+  assertTable(table, "pack literals");
   const words = new Uint32Array(Math.max(4, Math.ceil(table.values.length / 4) * 4));
   const f32 = new Float32Array(words.buffer), i32 = new Int32Array(words.buffer);
   table.values.forEach((v, i) => table.kinds[i] === "i" ? i32[i] = v : f32[i] = v);
@@ -60,6 +79,32 @@ function lifted(table: LiteralTable, value: number, kind: "i" | "f"): string {
   table.values.push(value);
   table.kinds.push(kind);
   return `bitcast<${kind === "i" ? "i32" : "f32"}>(lits[${index >> 2}].${"xyzw"[index & 3]})`;
+}
+
+function assertTable(table: unknown, context: string): asserts table is LiteralTable {
+  assertObject(table, context, "table", "a literal table { values, kinds }");
+  assertArray(table.values, context, "table.values");
+  assertArray(table.kinds, context, "table.kinds");
+}
+
+/** Helpers a function's float `min`, `max`, `tanh` need, keyed by op; filled during emission. */
+let helpers: Set<string> = new Set();
+
+function helper(op: "min" | "max" | "tanh", args: string): string {
+  helpers.add(op);
+  return `${activeName}_${op}(${args})`;
+}
+
+function helperSource(name: string, op: string): string {
+  const nan = (x: string) => `((bitcast<u32>(${x}) & 0x7fffffffu) > 0x7f800000u)`;
+  // tanh is clamped: some drivers overflow exp() inside tanh for large inputs.
+  return op === "tanh"
+    ? `fn ${name}_tanh(x: f32) -> f32 { return select(tanh(clamp(x, -15.0f, 15.0f)), x, ${
+      nan("x")
+    }); }\n`
+    : `fn ${name}_${op}(a: f32, b: f32) -> f32 { return select(${op}(a, b), a + b, ${nan("a")} || ${
+      nan("b")
+    }); }\n`;
 }
 
 function asFloat(e: Expr, params: Map<string, string>): string {
@@ -87,15 +132,15 @@ function emit(e: Expr, params: Map<string, string>): string {
       return `select(${branch(e.b)}, ${branch(e.a)}, ${emit(e.cond, params)})`;
     }
   }
-  if (!("b" in e)) {
+  if (!isBinary(e)) {
     const a = emit(e.a, params);
     switch (e.op) {
       case "neg":
         return `(-${a})`;
       case "not":
         return `(!${a})`;
-      case "tanh": // clamped: some drivers overflow exp() inside tanh for large inputs
-        return `tanh(clamp(${asFloat(e.a, params)}, -15.0f, 15.0f))`;
+      case "tanh":
+        return helper("tanh", asFloat(e.a, params));
       case "float":
         return asFloat(e.a, params);
       default:
@@ -104,7 +149,10 @@ function emit(e: Expr, params: Map<string, string>): string {
   }
   const operandsFloat = typeOf(e.a) === "float" || typeOf(e.b) === "float";
   const operand = (x: Expr) => operandsFloat ? asFloat(x, params) : emit(x, params);
-  if (e.op === "min" || e.op === "max") return `${e.op}(${operand(e.a)}, ${operand(e.b)})`;
+  if (e.op === "min" || e.op === "max") {
+    const args = `${operand(e.a)}, ${operand(e.b)}`;
+    return operandsFloat ? helper(e.op, args) : `${e.op}(${args})`;
+  }
   if (e.op === "div" && !operandsFloat) { // WGSL i32 division by zero already yields `a`
     return `(${operand(e.a)} / ${operand(e.b)})`;
   }
@@ -119,7 +167,10 @@ function emit(e: Expr, params: Map<string, string>): string {
  * @param table When given, literals and head parameters are read from a uniform `lits` block
  *   (declared by the caller) and their values appended to the table, in emission order.
  * @returns `fn name(b: i32, h: i32, q_idx: i32, kv_idx: i32, q_len: i32, kv_len: i32, score: f32) -> T`
- *   where `T` is `bool` for bool Exprs and `f32` otherwise.
+ *   where `T` is `bool` for bool Exprs and `f32` otherwise, preceded by the helpers it calls
+ *   (named `name_min`, `name_max`, `name_tanh`).
+ * @throws {TypeError} If `e` is not a well-formed Expr or `table` not a literal table.
+ * @throws {RangeError} If `name` is not a WGSL identifier.
  * @example
  * ```ts
  * import { causal, toWgsl } from "@attend/attend/core";
@@ -128,7 +179,13 @@ function emit(e: Expr, params: Map<string, string>): string {
  * ```
  */
 export function toWgsl(name: string, e: Expr, table?: LiteralTable): string {
-  activeTable = table;
+  if (typeof name !== "string") fail("type", "generate WGSL", "name", "a string", name);
+  if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(name)) {
+    fail("range", "generate WGSL", "name", "a WGSL identifier", name);
+  }
+  assertExpr(e, "generate WGSL", "e");
+  if (table !== undefined) assertTable(table, "generate WGSL");
+  activeTable = table, activeName = name, helpers = new Set();
   try {
     return emitFunction(name, e);
   } finally {
@@ -137,6 +194,7 @@ export function toWgsl(name: string, e: Expr, table?: LiteralTable): string {
 }
 
 let activeTable: LiteralTable | undefined;
+let activeName = "";
 
 function emitFunction(name: string, e: Expr): string {
   const params = new Map<string, string>();
@@ -150,7 +208,9 @@ function emitFunction(name: string, e: Expr): string {
   }).join("");
   const returns = typeOf(e) === "bool" ? "bool" : "f32";
   const value = returns === "f32" ? asFloat(e, params) : emit(e, params);
-  return `fn ${name}(b: i32, h: i32, q_idx: i32, kv_idx: i32, q_len: i32, kv_len: i32, score: f32) -> ${returns} {
+  return `${
+    [...helpers].map((op) => helperSource(name, op)).join("")
+  }fn ${name}(b: i32, h: i32, q_idx: i32, kv_idx: i32, q_len: i32, kv_len: i32, score: f32) -> ${returns} {
 ${locals}  _ = b; _ = h; _ = q_idx; _ = kv_idx; _ = q_len; _ = kv_len; _ = score;
   return ${value};
 }

@@ -2,14 +2,23 @@
  * Transforms: pure functions from spec to spec, combined with `compose`.
  * @module
  */
-import { type Expr, exprKey, readsVar, substituteScore, typeOf } from "./expr.ts";
-import { and } from "./expr.ts";
-import { assertScale, type AttentionSpec, type KernelFamily, type TileShape } from "./spec.ts";
+import { and, type Expr } from "./expr.ts";
+import { assertExpr, exprKey, substituteScore } from "./expr_tree.ts";
+import {
+  assertKernelFamily,
+  assertScale,
+  assertTile,
+  type AttentionSpec,
+  type KernelFamily,
+  type TileShape,
+} from "./spec.ts";
+import { assertObject, fail } from "./_check.ts";
 
 /** A function from spec to spec. */
 export type Transform = (spec: AttentionSpec) => AttentionSpec;
 
-function update(spec: AttentionSpec, changes: Partial<AttentionSpec>): AttentionSpec {
+function update(spec: AttentionSpec, changes: Partial<AttentionSpec>, what: string): AttentionSpec {
+  assertObject(spec, `apply ${what}`, "spec", "an AttentionSpec from attention()");
   return Object.freeze({ ...spec, ...changes });
 }
 
@@ -18,6 +27,7 @@ function update(spec: AttentionSpec, changes: Partial<AttentionSpec>): Attention
  *
  * @param transforms The transforms, applied in order.
  * @returns One transform.
+ * @throws {TypeError} If a transform is not a function, naming its index.
  * @example
  * ```ts
  * import { attention, causal, compose, mask, scale, tensorDesc } from "@attend/attend/core";
@@ -27,6 +37,9 @@ function update(spec: AttentionSpec, changes: Partial<AttentionSpec>): Attention
  * ```
  */
 export function compose(...transforms: Transform[]): Transform {
+  transforms.forEach((t, i) => {
+    if (typeof t !== "function") fail("type", "compose", `transforms[${i}]`, "a function", t);
+  });
   return (spec) => transforms.reduce((s, t) => t(s), spec);
 }
 
@@ -35,7 +48,8 @@ export function compose(...transforms: Transform[]): Transform {
  *
  * @param m A bool Expr over `b, h, qIdx, kvIdx, qLen, kvLen`.
  * @returns The transform.
- * @throws {TypeError} If `m` is not bool or reads `score`.
+ * @throws {TypeError} If `m` is not a bool Expr, reads `score` or an unknown variable, naming
+ * the node.
  * @example
  * ```ts
  * import { attention, causal, mask, tensorDesc } from "@attend/attend/core";
@@ -45,16 +59,10 @@ export function compose(...transforms: Transform[]): Transform {
  * ```
  */
 export function mask(m: Expr): Transform {
-  if (typeOf(m) !== "bool") {
-    throw new TypeError(`Cannot apply mask: mask must be bool, current type is ${typeOf(m)}`);
-  }
-  if (readsVar(m, "score")) {
-    throw new TypeError("Cannot apply mask: mask must not read score, current mask reads score");
-  }
+  assertExpr(m, "apply mask", "mask", "mask");
   return (spec) => {
-    if (!spec.mask) return update(spec, { mask: m });
-    if (exprKey(spec.mask) === exprKey(m)) return spec;
-    return update(spec, { mask: and(spec.mask, m) });
+    if (spec?.mask && exprKey(spec.mask) === exprKey(m)) return spec;
+    return update(spec, { mask: spec?.mask ? and(spec.mask, m) : m }, "mask");
   };
 }
 
@@ -64,7 +72,7 @@ export function mask(m: Expr): Transform {
  *
  * @param modifier A numeric Expr.
  * @returns The transform.
- * @throws {TypeError} If `modifier` is bool.
+ * @throws {TypeError} If `modifier` is not a numeric Expr or reads an unknown variable.
  * @example
  * ```ts
  * import { attention, mul, score, scoreMod, tensorDesc } from "@attend/attend/core";
@@ -74,13 +82,11 @@ export function mask(m: Expr): Transform {
  * ```
  */
 export function scoreMod(modifier: Expr): Transform {
-  if (typeOf(modifier) === "bool") {
-    throw new TypeError("Cannot apply scoreMod: modifier must be numeric, current type is bool");
-  }
+  assertExpr(modifier, "apply scoreMod", "modifier", "modifier");
   return (spec) =>
     update(spec, {
-      scoreMod: spec.scoreMod ? substituteScore(modifier, spec.scoreMod) : modifier,
-    });
+      scoreMod: spec?.scoreMod ? substituteScore(modifier, spec.scoreMod) : modifier,
+    }, "scoreMod");
 }
 
 /**
@@ -88,6 +94,7 @@ export function scoreMod(modifier: Expr): Transform {
  *
  * @param s A finite number.
  * @returns The transform.
+ * @throws {TypeError} If `s` is not a number.
  * @throws {RangeError} If `s` is NaN or infinite.
  * @example
  * ```ts
@@ -98,7 +105,7 @@ export function scoreMod(modifier: Expr): Transform {
  */
 export function scale(s: number): Transform {
   assertScale(s);
-  return (spec) => update(spec, { scale: s });
+  return (spec) => update(spec, { scale: s }, "scale");
 }
 
 /**
@@ -113,15 +120,7 @@ export function scale(s: number): Transform {
  * ```
  */
 export function groupHeads(): Transform {
-  return (spec) => update(spec, { groupedHeads: true });
-}
-
-function assertTileSize(field: string, value: number): void {
-  if (!Number.isInteger(value) || value < 1 || value > 1024) {
-    throw new RangeError(
-      `Cannot set tile: ${field} must be an integer in 1..1024, current value is ${value}`,
-    );
-  }
+  return (spec) => update(spec, { groupedHeads: true }, "groupHeads");
 }
 
 /**
@@ -129,6 +128,7 @@ function assertTileSize(field: string, value: number): void {
  *
  * @param shape Query and key rows per tile.
  * @returns The transform.
+ * @throws {TypeError} If `shape` is not an object `{ q, kv }` of numbers (unknown keys refused).
  * @throws {RangeError} If a size is not an integer in 1..1024.
  * @example
  * ```ts
@@ -138,10 +138,9 @@ function assertTileSize(field: string, value: number): void {
  * ```
  */
 export function tile(shape: TileShape): Transform {
-  assertTileSize("tile.q", shape.q);
-  assertTileSize("tile.kv", shape.kv);
+  assertTile(shape);
   const frozen = Object.freeze({ q: shape.q, kv: shape.kv });
-  return (spec) => update(spec, { tile: frozen, kernel: "flash" });
+  return (spec) => update(spec, { tile: frozen, kernel: "flash" }, "tile");
 }
 
 /**
@@ -158,10 +157,6 @@ export function tile(shape: TileShape): Transform {
  * ```
  */
 export function kernel(family: KernelFamily): Transform {
-  if (family !== "materialized" && family !== "flash") {
-    throw new TypeError(
-      `Cannot set kernel: family must be "materialized" or "flash", current value is ${family}`,
-    );
-  }
-  return (spec) => update(spec, { kernel: family });
+  assertKernelFamily(family);
+  return (spec) => update(spec, { kernel: family }, "kernel");
 }
