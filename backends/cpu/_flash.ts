@@ -1,13 +1,15 @@
 /**
  * CPU flash kernel: query tiles against key tiles with an online softmax. Scratch is one tile
  * of scores plus per-row statistics: O(tile), never `Nq × Nk`. Empty tiles are skipped and the
- * mask is evaluated only on partial tiles.
+ * mask is evaluated only on partial tiles, whose hidden keys are left out of `P · V` (so NaN or
+ * Inf in their v never reaches the row). The running maximum starts at the most negative finite
+ * number and keeps NaN once seen, so NaN and ±Infinity scores give `attention()`'s IEEE results.
  * @module
  */
 import { BlockKind } from "../../core/classify_blocks.ts";
 import { planLayout } from "../../core/lower.ts";
 import type { KernelContext } from "./_kernel_context.ts";
-import { scoreAt } from "./_kernel_context.ts";
+import { scoreAt, visible } from "./_kernel_context.ts";
 
 /** Runs the flash kernel for every `(b, h)` into `ctx.out` / `ctx.lse`. */
 export function runFlash(ctx: KernelContext): void {
@@ -15,6 +17,7 @@ export function runFlash(ctx: KernelContext): void {
   const layout = planLayout(ctx.plan);
   const { tileQ, tileKv, cols } = layout;
   const scores = new Float64Array(tileKv);
+  const hidden = new Uint8Array(tileKv);
   const rowMax = new Float64Array(tileQ);
   const rowSum = new Float64Array(tileQ);
   const acc = new Float64Array(tileQ * valueDim);
@@ -25,19 +28,22 @@ export function runFlash(ctx: KernelContext): void {
       const { keys, values } = ctx.keysValues(b, h);
       for (let row = 0; row < layout.rows; row++) {
         const i0 = row * tileQ, i1 = Math.min(qLen, i0 + tileQ);
-        rowMax.fill(-Infinity), rowSum.fill(0), acc.fill(0);
+        rowMax.fill(-Number.MAX_VALUE), rowSum.fill(0), acc.fill(0);
         for (let col = 0; col < cols; col++) {
           const kind = layout.kinds[row * cols + col];
           if (kind === BlockKind.empty) continue;
-          const j0 = col * tileKv, j1 = Math.min(kvLen, j0 + tileKv);
+          const partial = kind === BlockKind.partial;
+          const j0 = col * tileKv, j1 = Math.min(kvLen, j0 + tileKv), count = j1 - j0;
           for (let i = i0; i < i1; i++) {
-            let max = -Infinity;
-            for (let j = j0; j < j1; j++) {
-              const s = scoreAt(ctx, q, keys, i, j, kind === BlockKind.partial);
-              scores[j - j0] = s;
-              if (s > max) max = s;
+            let max = -Infinity, seen = 0;
+            for (let t = 0; t < count; t++) {
+              hidden[t] = partial && !visible(ctx, i, j0 + t) ? 1 : 0;
+              if (hidden[t]) continue;
+              const s = scoreAt(ctx, q, keys, i, j0 + t);
+              scores[t] = s, seen++;
+              if (s > max || s !== s) max = s;
             }
-            if (max === -Infinity) continue;
+            if (seen === 0) continue;
             const r = i - i0;
             const newMax = Math.max(rowMax[r], max);
             const rescale = Math.exp(rowMax[r] - newMax);
@@ -45,28 +51,45 @@ export function runFlash(ctx: KernelContext): void {
             let sum = rowSum[r] * rescale;
             const a = r * valueDim;
             for (let d = 0; d < valueDim; d++) acc[a + d] *= rescale;
-            const count = j1 - j0;
             for (let t = 0; t < count; t++) {
-              const p = Math.exp(scores[t] - newMax);
+              const p = hidden[t] ? 0 : Math.exp(scores[t] - newMax);
               scores[t] = p;
               sum += p;
             }
             rowSum[r] = sum;
-            accumulateRow(acc, a, scores, count, values, j0 * valueDim, valueDim);
+            const v0 = j0 * valueDim;
+            if (seen === count) accumulateRow(acc, a, scores, count, values, v0, valueDim);
+            else accumulateVisible(acc, a, scores, hidden, count, values, v0, valueDim);
           }
         }
         for (let i = i0; i < i1; i++) {
-          const r = i - i0, o = ((b * heads + h) * qLen + i) * valueDim;
-          const inv = rowSum[r] > 0 ? 1 / rowSum[r] : 0;
+          const r = i - i0, o = ((b * heads + h) * qLen + i) * valueDim, sum = rowSum[r];
+          const inv = sum <= 0 ? 0 : 1 / sum; // NaN stays NaN
           for (let d = 0; d < valueDim; d++) ctx.out[o + d] = acc[r * valueDim + d] * inv;
           if (ctx.lse) {
-            ctx.lse[(b * heads + h) * qLen + i] = rowSum[r] > 0
-              ? rowMax[r] + Math.log(rowSum[r])
-              : -Infinity;
+            ctx.lse[(b * heads + h) * qLen + i] = sum <= 0 ? -Infinity : rowMax[r] + Math.log(sum);
           }
         }
       }
     }
+  }
+}
+
+/** `acc[a..a+dv) += Σ p[t] · values[row j0+t]` over the keys that are not hidden. */
+function accumulateVisible(
+  acc: Float64Array,
+  a: number,
+  p: Float64Array,
+  hidden: Uint8Array,
+  count: number,
+  values: Float32Array,
+  v0: number,
+  dv: number,
+): void {
+  for (let t = 0; t < count; t++) {
+    if (hidden[t]) continue;
+    const pt = p[t], r = v0 + t * dv;
+    for (let d = 0; d < dv; d++) acc[a + d] += pt * values[r + d];
   }
 }
 

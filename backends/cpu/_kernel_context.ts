@@ -2,7 +2,7 @@
  * What both CPU kernels share: gathered heads, compiled Exprs and output buffers.
  * @module
  */
-import type { KernelPlan } from "../../core/lower.ts";
+import { assertPlan, type KernelPlan } from "../../core/lower.ts";
 import { type CompiledExpr, compileExpr, type ExprEnv } from "../../core/evaluate.ts";
 import type { RunInputs } from "../backend.ts";
 import { gatherHead, type HostArray, hostArray } from "./_storage.ts";
@@ -27,8 +27,9 @@ export interface KernelContext {
   keysValues(b: number, h: number): { keys: Float32Array; values: Float32Array };
 }
 
-/** Sets up a kernel run. */
+/** Sets up a kernel run, after checking that the plan is what `lower()` makes of its spec. */
 export function kernelContext(plan: KernelPlan, io: RunInputs): KernelContext {
+  assertPlan(plan);
   const { batch, heads, kvHeads, qLen, kvLen, valueDim } = plan.sizes;
   const group = heads / kvHeads;
   let cached: { key: number; keys: Float32Array; values: Float32Array } | undefined;
@@ -51,24 +52,23 @@ export function kernelContext(plan: KernelPlan, io: RunInputs): KernelContext {
   };
 }
 
-/**
- * Score of query row `i` against key row `j`, after scale, score modifier and mask
- * (`-Infinity` when masked). `checkMask` is false on tiles known to be full.
- */
+/** Whether the mask lets query row `i` see key row `j` (of the `(b, h)` set in `ctx.env`). */
+export function visible(ctx: KernelContext, i: number, j: number): boolean {
+  if (!ctx.mask) return true;
+  ctx.env.qIdx = i, ctx.env.kvIdx = j;
+  return ctx.mask(ctx.env) !== 0;
+}
+
+/** Score of query row `i` against key row `j`, after scale and score modifier (mask aside). */
 export function scoreAt(
   ctx: KernelContext,
   q: Float32Array,
   k: Float32Array,
   i: number,
   j: number,
-  checkMask: boolean,
 ): number {
   const dim = ctx.plan.sizes.headDim;
   const { env } = ctx;
-  if (checkMask && ctx.mask) {
-    env.qIdx = i, env.kvIdx = j;
-    if (!ctx.mask(env)) return -Infinity;
-  }
   const qi = i * dim, kj = j * dim;
   // Four partial sums: independent chains the JIT can overlap.
   let d0 = 0, d1 = 0, d2 = 0, d3 = 0, d = 0;

@@ -86,8 +86,20 @@ export function modifierLiterals(mask: Expr | undefined, scoreMod: Expr | undefi
   return table;
 }
 
-/** A large negative stand-in for -Infinity (WGSL has no infinity literal). */
-export const NEG_WGSL = "const NEG: f32 = -3.0e38f;\nconst NEG_HALF: f32 = -1.0e38f;\n";
+/**
+ * Masking and non-finite data, shared by both families. A masked score is set to `NEG`, a large
+ * negative stand-in for -Infinity (WGSL has no infinity literal), and its weight to `-0.0`
+ * (`HIDDEN`): it adds nothing to a row's sum, and `P · V` skips it by that sign bit, so NaN or
+ * Inf in a hidden key's v never reaches the row. Real weights are `exp()` values, never `-0.0`.
+ * Everything else is left to IEEE arithmetic: a NaN or +Infinity score gives NaN weights and a
+ * NaN row, which the final `select`s keep (they test `<= 0`, which NaN fails, rather than `> 0`).
+ */
+export const NEG_WGSL = `const NEG: f32 = -3.0e38f;
+fn is_hidden(p: f32) -> bool { return bitcast<u32>(p) == 0x80000000u; }
+`;
+
+/** The weight of a hidden key, -0.0, as a bit pattern. */
+export const HIDDEN_WGSL = "bitcast<f32>(0x80000000u)";
 
 /** Writes -Infinity as a bit pattern. */
 export const NEG_INF_WGSL = "bitcast<f32>(0xff800000u)";

@@ -20,14 +20,16 @@
  *
  * With grouped heads the workgroup's rows interleave the group's query heads (row
  * `f = qIdx·pack + head-in-group`), so each K/V tile is read once for the whole group.
- * Empty tiles (from the plan's block layout) are skipped; `mask_mod` runs on partial tiles only.
+ * Empty tiles (from the plan's block layout) are skipped; `mask_mod` runs on partial tiles only,
+ * and so does the `P·V` loop that skips hidden keys (one key per step, not unrolled: partial tiles
+ * are few), so full tiles keep the plain unrolled loop.
  * @module
  */
 import type { Expr } from "../../../core/expr.ts";
 import type { TileShape } from "../../../core/spec.ts";
 import type { KernelPlan } from "../../../core/lower.ts";
 import type { DType, TensorDesc } from "../../../core/tensor_desc.ts";
-import { modifiersWgsl, NEG_INF_WGSL, NEG_WGSL, paramsWgsl } from "./_common_wgsl.ts";
+import { HIDDEN_WGSL, modifiersWgsl, NEG_INF_WGSL, NEG_WGSL, paramsWgsl } from "./_common_wgsl.ts";
 
 /** Compile-time parameters of a flash kernel. */
 export interface FlashParams {
@@ -293,13 +295,23 @@ export function flashWgsl(params: FlashParams): string {
       ),
     ].join("\n        ")
   ).join("\n        ");
-  const valueSteps = range(uPV).map((w) =>
+  // On partial tiles a hidden key's weight is -0.0: select it away rather than multiply, so
+  // that NaN or Inf in its v cannot reach the row.
+  const valueStep = (w: number, hidden: boolean) =>
     [
       `let p_${w} = sh[(kc + key + ${w}u) * BQ4 + ty];`,
+      ...(hidden ? [`let n_${w} = bitcast<vec4<u32>>(p_${w}) == vec4<u32>(0x80000000u);`] : []),
       ...cols.map((i) => `let v${i}_${w} = sh[VOFF + (key + ${w}u) * DVP4 + tx + ${i * TK}u];`),
-      ...cols.flatMap((i) => ROWS.map((r) => `${acc(r, i)} += p_${w}.${XYZW[r]} * v${i}_${w};`)),
-    ].join("\n        ")
-  ).join("\n        ");
+      ...cols.flatMap((i) =>
+        ROWS.map((r) => {
+          const term = `p_${w}.${XYZW[r]} * v${i}_${w}`;
+          return `${acc(r, i)} += ${
+            hidden ? `select(${term}, vec4<f32>(0.0), n_${w}.${XYZW[r]})` : term
+          };`;
+        })
+      ),
+    ].join("\n          ");
+  const valueSteps = range(uPV).map((w) => valueStep(w, false)).join("\n          ");
 
   return `${paramsWgsl()}${inputsWgsl(params.dtype, vec)}
 @group(0) @binding(4) var<storage, read> kinds: array<u32>;
@@ -426,9 +438,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     ROWS.flatMap((r) =>
       groups.map((gi) => {
         const v = sreg(r, gi);
-        return `${v} = select(vec4<f32>(0.0), exp(${v} - mx.${
+        return `${v} = select(exp(${v} - mx.${
           XYZW[r]
-        }), ${v} > vec4<f32>(NEG_HALF));`;
+        }), vec4<f32>(${HIDDEN_WGSL}), ${v} == vec4<f32>(NEG));`;
       })
     ).join("\n    ")
   }
@@ -454,8 +466,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       if (kc + KC < BK) {
         ${each(vItems, (j) => vLoad(j, "k0 + kc + KC"))}
       }
-      for (var key = 0u; key < KC; key += ${uPV}u) {
-        ${valueSteps}
+      if (check) {
+        for (var key = 0u; key < KC; key++) {
+          ${valueStep(0, true)}
+        }
+      } else {
+        for (var key = 0u; key < KC; key += ${uPV}u) {
+          ${valueSteps}
+        }
       }
     }
   }
@@ -465,7 +483,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   workgroupBarrier();
   var total = vec4<f32>(0.0);
   for (var t = 0u; t < TK; t++) { total += sh[VOFF + t * BQ4 + ty]; }
-  let inv = select(vec4<f32>(0.0), 1.0 / total, total > vec4<f32>(0.0));
+  let inv = select(1.0 / total, vec4<f32>(0.0), total <= vec4<f32>(0.0));
   ${
     ROWS.map((r) =>
       `if (rows_ok[${r}]) {
@@ -484,7 +502,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
     if (tx == 0u) {
       lse_buf[min(row, arrayLength(&lse_buf) - 1u)] =
-        select(${NEG_INF_WGSL}, m.${XYZW[r]} + log(total.${XYZW[r]}), total.${XYZW[r]} > 0.0);
+        select(m.${XYZW[r]} + log(total.${XYZW[r]}), ${NEG_INF_WGSL}, total.${XYZW[r]} <= 0.0);
     }
   }`
     ).join("\n  ")

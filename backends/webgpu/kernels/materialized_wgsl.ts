@@ -6,7 +6,14 @@
  */
 import type { Expr } from "../../../core/expr.ts";
 import type { DType } from "../../../core/tensor_desc.ts";
-import { inputsWgsl, modifiersWgsl, NEG_INF_WGSL, NEG_WGSL, paramsWgsl } from "./_common_wgsl.ts";
+import {
+  HIDDEN_WGSL,
+  inputsWgsl,
+  modifiersWgsl,
+  NEG_INF_WGSL,
+  NEG_WGSL,
+  paramsWgsl,
+} from "./_common_wgsl.ts";
 
 /** Compile-time parameters of the materialized kernels. */
 export interface MaterializedParams {
@@ -58,7 +65,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 `;
 }
 
-/** Row softmax in place, and the row's lse. One workgroup per row; grid (rows % 65535, …). */
+/**
+ * Row softmax in place, and the row's lse. One workgroup per row; grid (rows % 65535, …). Masked
+ * entries become `HIDDEN` (-0.0) probabilities, which the output pass skips.
+ */
 export function softmaxWgsl(params: MaterializedParams): string {
   return `${header(params)}
 @group(0) @binding(5) var<storage, read_write> lse_buf: array<f32>;
@@ -85,23 +95,32 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var sum = 0.0;
   for (var j = lid; j < p.kv_len; j += 256u) {
     let x = scores[base + j];
-    let e = select(0.0, exp(x - mx), x > NEG_HALF);
+    let e = select(exp(x - mx), ${HIDDEN_WGSL}, x == NEG);
     scores[base + j] = e;
     sum += e;
   }
   sum = reduce(lid, sum, false);
-  let inv = select(0.0, 1.0 / sum, sum > 0.0);
-  for (var j = lid; j < p.kv_len; j += 256u) { scores[base + j] *= inv; }
+  let inv = select(1.0 / sum, 0.0, sum <= 0.0);
+  for (var j = lid; j < p.kv_len; j += 256u) {
+    let e = scores[base + j];
+    scores[base + j] = select(e * inv, e, is_hidden(e));
+  }
   if (lid == 0u) {
     let lse_row = min(p.head_base * p.q_len + row, arrayLength(&lse_buf) - 1u);
-    lse_buf[lse_row] = select(${NEG_INF_WGSL}, mx + log(sum), sum > 0.0);
+    lse_buf[lse_row] = select(mx + log(sum), ${NEG_INF_WGSL}, sum <= 0.0);
   }
 }
 `;
 }
 
-/** `out[head][i][d] = Σ_j P[i][j] · V[j][d]`. Grid (Dv/16, Nq/16, heads). */
+/**
+ * `out[head][i][d] = Σ_j P[i][j] · V[j][d]` over visible keys (with a mask, hidden ones are
+ * skipped). Grid (Dv/16, Nq/16, heads).
+ */
 export function outputWgsl(params: MaterializedParams): string {
+  const term = params.mask
+    ? "select(pj * load_v(vb + j * p.v_sn), 0.0, is_hidden(pj))"
+    : "pj * load_v(vb + j * p.v_sn)";
   return `${header(params)}
 @group(0) @binding(5) var<storage, read_write> out_buf: array<f32>;
 @compute @workgroup_size(16, 16)
@@ -113,7 +132,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let vb = p.v_off + head.x * p.v_sb + head.z * p.v_sh + d * p.v_sd;
   let sb = (id.z * p.q_len + i) * p.kv_len;
   var acc = 0.0;
-  for (var j = 0u; j < p.kv_len; j++) { acc += scores[sb + j] * load_v(vb + j * p.v_sn); }
+  for (var j = 0u; j < p.kv_len; j++) {
+    let pj = scores[sb + j];
+    acc += ${term};
+  }
   out_buf[((id.z + p.head_base) * p.q_len + i) * p.value_dim + d] = acc;
 }
 `;
