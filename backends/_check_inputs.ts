@@ -5,18 +5,8 @@
  * @module
  */
 import type { KernelPlan } from "../core/lower.ts";
-import type { Tensor } from "./backend.ts";
+import type { OwnedStorage, Tensor } from "./backend.ts";
 import { extent, numel, type TensorDesc } from "../core/tensor_desc.ts";
-
-/** Storage of the built-in backends' tensors: the owning instance and its element count. */
-export interface OwnedStorage {
-  /** Token of the backend instance that made the tensor. */
-  readonly owner: object;
-  /** Elements the storage holds; views must stay inside. */
-  readonly elements: number;
-  /** Set by `release()`. */
-  released: boolean;
-}
 
 /** Throws unless `data` is array-like and holds exactly the elements of `desc`. */
 export function checkTensorData(data: ArrayLike<number>, desc: TensorDesc): void {

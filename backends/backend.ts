@@ -14,6 +14,20 @@ export interface Tensor extends TensorDesc {
   readonly storage: unknown;
 }
 
+/**
+ * Storage of the built-in backends' tensors: the instance that made it (so another instance
+ * refuses the tensor), its element count (so a view cannot address past it) and whether it was
+ * released.
+ */
+export interface OwnedStorage {
+  /** Token of the backend instance that made the tensor. */
+  readonly owner: object;
+  /** Elements the storage holds; views must stay inside. */
+  readonly elements: number;
+  /** Set by `release()`. */
+  released: boolean;
+}
+
 /** Inputs of a run. */
 export interface RunInputs {
   /** Queries, matching the plan's q descriptor. */

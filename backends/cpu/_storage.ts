@@ -4,7 +4,7 @@
  * @module
  */
 import type { Tensor } from "../backend.ts";
-import type { OwnedStorage } from "../_check_inputs.ts";
+import type { OwnedStorage } from "../backend.ts";
 import { gatherStrided } from "../_strided.ts";
 import { contiguousStrides, type DType } from "../../core/tensor_desc.ts";
 

@@ -16,14 +16,13 @@
 import { type BackendCaps, type KernelPlan, lower, planLayout } from "../../core/lower.ts";
 import type { AttentionSpec, TileShape } from "../../core/spec.ts";
 import { type DType, numel, tensorDesc } from "../../core/tensor_desc.ts";
-import type { Backend, RunInputs, RunOutputs, Tensor } from "../backend.ts";
+import type { Backend, OwnedStorage, RunInputs, RunOutputs, Tensor } from "../backend.ts";
 import {
   checkOpen,
   checkPlan,
   checkReadTarget,
   checkRunInputs,
   checkTensorData,
-  type OwnedStorage,
   ownedStorage,
 } from "../_check_inputs.ts";
 import { BufferPool, type PoolStats, UniformPool } from "./_buffer_pool.ts";
