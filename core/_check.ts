@@ -54,6 +54,18 @@ export function assertFinite(
   }
 }
 
+/** Checks that a value is one of a list of strings (`TypeError`), showing them quoted. */
+export function assertOneOf<T extends string>(
+  value: unknown,
+  values: readonly T[],
+  context: string,
+  field: string,
+): asserts value is T {
+  if (!values.includes(value as T)) {
+    fail("type", context, field, `one of ${values.map((v) => show(v)).join(", ")}`, value);
+  }
+}
+
 /** Checks an integer's kind (`TypeError`) and range `min..max` (`RangeError`). */
 export function assertInteger(
   value: unknown,
@@ -96,6 +108,11 @@ export function assertObject(
 /** What a known option may hold: a `typeof` kind, or `"array"`. */
 export type OptionKind = "number" | "boolean" | "string" | "object" | "function" | "array";
 
+/** An option kind with its article: "a number", "an object". */
+export function kindName(kind: OptionKind): string {
+  return `${/^[aeiou]/.test(kind) ? "an" : "a"} ${kind}`;
+}
+
 /** Whether a value has an option kind (`"object"` excludes null and arrays). */
 export function hasKind(value: unknown, kind: OptionKind): boolean {
   if (kind === "array") return Array.isArray(value);
@@ -124,8 +141,7 @@ export function checkOptions<T extends object>(
   assertObject(options, context, field, "an object or undefined");
   const known = Object.keys(schema);
   for (const [key, value] of Object.entries(options)) {
-    const kind = schema[key];
-    if (kind === undefined) {
+    if (!Object.hasOwn(schema, key)) {
       const near = nearest(key, known);
       throw new TypeError(
         `Cannot ${context}: each ${field} key must be one of ${
@@ -133,8 +149,8 @@ export function checkOptions<T extends object>(
         }, current value is ${show(key)}${near ? ` (did you mean ${show(near)}?)` : ""}`,
       );
     }
-    if (value !== undefined && !hasKind(value, kind)) {
-      fail("type", context, `${field}.${key}`, `${kind === "array" ? "an" : "a"} ${kind}`, value);
+    if (value !== undefined && !hasKind(value, schema[key])) {
+      fail("type", context, `${field}.${key}`, kindName(schema[key]), value);
     }
   }
   return options;

@@ -7,7 +7,7 @@
 import { hashString } from "./_hash.ts";
 import { type BlockLayout, classifyBlocks } from "./classify_blocks.ts";
 import { UnsupportedSpecError } from "./errors.ts";
-import { exprKey, headParams } from "./expr_tree.ts";
+import { exprKey } from "./expr_tree.ts";
 import {
   assertSpec,
   type AttentionSpec,
@@ -16,8 +16,15 @@ import {
   specSizes,
   type TileShape,
 } from "./spec.ts";
-import { type DType, extent, type TensorDesc } from "./tensor_desc.ts";
-import { assertObject, fail, hasKind, MAX_SIZE, type OptionKind, show } from "./_check.ts";
+import type { DType } from "./tensor_desc.ts";
+import { assertObject, fail, show } from "./_check.ts";
+import {
+  assertCaps,
+  assertHeadParams,
+  assertSizesFit,
+  atMost,
+  MAX_TILES,
+} from "./_lower_checks.ts";
 
 /** A row of a backend's flash tile table: the tile used up to a head dimension. */
 export interface FlashTileRule {
@@ -103,74 +110,6 @@ function chooseTile(spec: AttentionSpec, caps: BackendCaps, sizes: SpecSizes): T
     );
   if (!allowed) refuse(caps, "tile", `${spec.tile.q}x${spec.tile.kv}`);
   return spec.tile;
-}
-
-/** Elements a 32-bit kernel index reaches. */
-const MAX_ELEMENTS = 2 ** 32;
-/** Tiles of a block layout: a plan holds them as a string, whose length V8 caps near 2^29. */
-const MAX_TILES = 2 ** 28;
-
-function atMost(context: string, field: string, limit: number, why: string, value: number): void {
-  if (value > limit) fail("range", context, field, `at most ${limit} (${why})`, value);
-}
-
-/** Refuses sizes the kernels' 32-bit index and position arithmetic cannot address. */
-function assertSizesFit(
-  spec: AttentionSpec,
-  sizes: SpecSizes,
-  family: KernelFamily,
-  context: string,
-): void {
-  const { batch, heads, qLen, kvLen, valueDim } = sizes;
-  for (const role of ["q", "k", "v"] as const) {
-    const d: TensorDesc = spec[role];
-    d.shape.forEach((size, dim) =>
-      atMost(context, `${role}.shape[${dim}]`, MAX_SIZE, "2^30, 32-bit positions", size)
-    );
-    atMost(context, `${role} extent`, MAX_ELEMENTS, "elements, 32-bit indices", extent(d));
-  }
-  const elements = (what: string, n: number) =>
-    atMost(context, what, MAX_ELEMENTS, "elements, 32-bit indices", n);
-  elements("out size (B·Hq·Nq·Dv)", batch * heads * qLen * valueDim);
-  elements("lse size (B·Hq·Nq)", batch * heads * qLen);
-  if (family === "materialized") elements("scores per head (Nq·Nk)", qLen * kvLen);
-  if (spec.outputs.probs) elements("probs size (B·Hq·Nq·Nk)", batch * heads * qLen * kvLen);
-}
-
-/** Refuses head parameters without exactly one value per query head. */
-function assertHeadParams(spec: AttentionSpec, heads: number, context: string): void {
-  for (const [field, e] of [["mask", spec.mask], ["scoreMod", spec.scoreMod]] as const) {
-    for (const p of e ? headParams(e) : []) {
-      if (p.op === "headParam" && p.values.length !== heads) {
-        fail(
-          "range",
-          context,
-          `${field} headParam values.length`,
-          `q heads (${heads})`,
-          p.values.length,
-        );
-      }
-    }
-  }
-}
-
-const CAPS: Readonly<Record<keyof BackendCaps, OptionKind>> = {
-  backend: "string",
-  families: "array",
-  dtypes: "array",
-  flashTiles: "array",
-  anyTile: "boolean",
-  maxHeadDim: "number",
-  materializeUpTo: "number",
-  materializedScratch: "string",
-  packGroups: "boolean",
-};
-
-function assertCaps(caps: unknown, context: string): asserts caps is BackendCaps {
-  assertObject(caps, context, "caps", "a backend's BackendCaps");
-  for (const [key, kind] of Object.entries(CAPS)) {
-    if (!hasKind(caps[key], kind)) fail("type", context, `caps.${key}`, `a ${kind}`, caps[key]);
-  }
 }
 
 /** Plans known to be valid, with the caps they were checked against (`null`: none). */

@@ -6,7 +6,14 @@
 import type { Expr } from "./expr.ts";
 import { assertExpr } from "./expr_tree.ts";
 import { assertDesc, type TensorDesc } from "./tensor_desc.ts";
-import { assertFinite, assertInteger, assertObject, checkOptions, fail, show } from "./_check.ts";
+import {
+  assertFinite,
+  assertInteger,
+  assertObject,
+  assertOneOf,
+  checkOptions,
+  fail,
+} from "./_check.ts";
 
 /** Kernel families a plan can use: scores in memory, or tiles with an online softmax. */
 export type KernelFamily = "materialized" | "flash";
@@ -136,15 +143,7 @@ export function assertKernelFamily(
   context = "set kernel",
   field = "family",
 ): asserts family is KernelFamily {
-  if (!KERNEL_FAMILIES.includes(family as KernelFamily)) {
-    fail(
-      "type",
-      context,
-      field,
-      `one of ${KERNEL_FAMILIES.map((f) => show(f)).join(", ")}`,
-      family,
-    );
-  }
+  assertOneOf(family, KERNEL_FAMILIES, context, field);
 }
 
 function assertRank4(context: string, name: string, d: unknown): asserts d is TensorDesc {

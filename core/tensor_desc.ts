@@ -5,7 +5,7 @@
  * @module
  */
 
-import { assertArray, assertInteger, assertObject, fail, show } from "./_check.ts";
+import { assertArray, assertInteger, assertObject, assertOneOf, fail } from "./_check.ts";
 
 /** Element types: f32 for compute and storage, f16 for storage only. */
 export type DType = "f32" | "f16";
@@ -44,9 +44,7 @@ export function assertDType(
   field = "dtype",
   context = "create tensor",
 ): asserts dtype is DType {
-  if (!DTYPES.includes(dtype as DType)) {
-    fail("type", context, field, `one of ${DTYPES.map((d) => show(d)).join(", ")}`, dtype);
-  }
+  assertOneOf(dtype, DTYPES, context, field);
 }
 
 /**

@@ -1,0 +1,106 @@
+/**
+ * Bad inputs of the backends (`tensor`, `plan`, `run`, reads, `release`, `dispose`) and of
+ * `attend()`: rows for `tests/errors_test.ts` (see `_bad_inputs.ts`).
+ * @module
+ */
+import {
+  add,
+  attention,
+  causal,
+  groupHeads,
+  headParam,
+  kernel,
+  lt,
+  mask,
+  score,
+  scoreMod,
+  tensorDesc,
+  tile,
+  UnsupportedSpecError,
+} from "../core/mod.ts";
+import { attend } from "../attend.ts";
+import type { WebGpuBackend } from "../backends/webgpu/mod.ts";
+import { type BadInput, type Fixture, row, waiting } from "./_bad_inputs.ts";
+
+const hand = (x: unknown) => x as never;
+const io = (f: Fixture) => ({ q: f.q, k: f.k, v: f.v });
+/** Array-like data that throws if anything copies an element. */
+const uncopyable = (length: number) =>
+  new Proxy({ length }, {
+    get: (target, key) => {
+      if (key === "length") return target.length;
+      throw new Error("element read: the data was copied before the size check");
+    },
+  }) as ArrayLike<number>;
+/** The change two rows wait for, in the backends' `run()` and `prepare()`. */
+export const ASSERT_PLAN_FIRST =
+  "backends call core's assertPlan(plan, caps) before anything else in run() and prepare()";
+
+/** f32 elements one past the WebGPU device's buffer limit. */
+const overLimit = (f: Fixture) =>
+  Math.floor((f.backend as unknown as WebGpuBackend).device.limits.maxBufferSize / 4) + 1;
+const plain = (q: number[], k: number[], opts = {}) =>
+  attention(tensorDesc(q), tensorDesc(k), tensorDesc(k), opts);
+
+/** Bad inputs of the backends and `attend()`. */
+// deno-fmt-ignore
+export const BACKEND_BAD_INPUTS: readonly BadInput[] = [
+  // tensor()
+  row("backend.tensor()", "shape given as a number", (f) => f.backend.tensor([1], hand(4)), TypeError, "shape must be an array", "current value is 4"),
+  row("backend.tensor()", "NaN shape entry, named as the shape", (f) => f.backend.tensor([1], [NaN]), RangeError, "shape[0] must be a non-negative integer", "NaN"),
+  row("backend.tensor()", "negative shape entry", (f) => f.backend.tensor([], [1, -1]), RangeError, "shape[1]", "-1"),
+  row("backend.tensor()", "unknown dtype", (f) => f.backend.tensor([1], [1], hand("f64")), TypeError, "dtype", '"f64"'),
+  row("backend.tensor()", "null data", (f) => f.backend.tensor(hand(null), [1]), TypeError, "data must be an array", "null"),
+  row("backend.tensor()", "data of another length", (f) => f.backend.tensor([1, 2], [3]), RangeError, "data.length must equal 3", "current value is 2"),
+  row("backend.tensor()", "over the device's buffer limit, before any host copy", (f) => f.backend.tensor(uncopyable(overLimit(f)), [overLimit(f)]), RangeError, "maxBufferSize", (f) => `current value is ${4 * overLimit(f)} bytes`, "webgpu"),
+  // plan() and lower()
+  row("backend.plan()", "per-head parameter with fewer values than heads", (f) => f.backend.plan(scoreMod(add(score, headParam([1])))(f.spec)), RangeError, "scoreMod headParam values.length must be q heads (2)", "current value is 1"),
+  row("backend.plan()", "per-head parameter with more values than heads", (f) => f.backend.plan(mask(lt(headParam([1, 2, 3]), 5))(f.spec)), RangeError, "mask headParam values.length must be q heads (2)", "current value is 3"),
+  row("backend.plan()", "spec whose scale was edited to NaN", (f) => f.backend.plan({ ...f.spec, scale: NaN }), RangeError, "scale must be a finite number", "NaN"),
+  row("backend.plan()", "spec whose mask reads an unknown variable", (f) => f.backend.plan({ ...f.spec, mask: hand({ op: "var", name: "foo" }) }), TypeError, "mask.name must be one of", '"foo"'),
+  row("backend.plan()", "null spec", (f) => f.backend.plan(hand(null)), TypeError, "spec must be an AttentionSpec", "null"),
+  row("backend.plan()", "outputs of the wrong kind", (f) => f.backend.plan({ ...f.spec, outputs: hand({ lse: 1, probs: false }) }), TypeError, "outputs.lse must be a boolean", "1"),
+  row("backend.plan()", "length past 32-bit positions", (f) => f.backend.plan(plain([1, 1, 2 ** 31, 1], [1, 1, 4, 1])), RangeError, "q.shape[2] must be at most 1073741824", "2147483648"),
+  row("backend.plan()", "extent past 32-bit indices", (f) => f.backend.plan(plain([1, 16, 2 ** 25, 16], [1, 16, 4, 16])), RangeError, "q extent must be at most 4294967296", "8589934592"),
+  row("backend.plan()", "materialized scores past 32-bit indices", (f) => f.backend.plan(kernel("materialized")(plain([1, 1, 2 ** 17, 1], [1, 1, 2 ** 17, 1]))), RangeError, "scores per head (Nq·Nk) must be at most", "17179869184"),
+  row("backend.plan()", "probabilities past 32-bit indices", (f) => f.backend.plan(plain([1, 2, 2 ** 16, 1], [1, 2, 2 ** 16, 1], { probs: true })), RangeError, "probs size (B·Hq·Nq·Nk) must be at most", "8589934592"),
+  row("backend.plan()", "fewer KV heads without groupHeads()", (f) => f.backend.plan(attention(f.q, tensorDesc([1, 1, 8, 8]), tensorDesc([1, 1, 8, 8]))), RangeError, "unless groupHeads() is applied", "current value is 1"),
+  row("backend.plan()", "probabilities from the flash kernel", (f) => f.backend.plan(kernel("flash")(attention(f.q, f.k, f.v, { probs: true }))), UnsupportedSpecError, "outputs.probs with kernel is unsupported", "flash"),
+  row("backend.plan()", "head dim past the kernels'", (f) => f.backend.plan(plain([1, 1, 4, 512], [1, 1, 4, 512])), UnsupportedSpecError, "headDim is unsupported", "512", "webgpu"),
+  row("backend.plan()", "a tile the device does not run", (f) => f.backend.plan(tile({ q: 8, kv: 8 })(f.spec)), UnsupportedSpecError, "tile is unsupported", "8x8", "webgpu"),
+  // run() and prepare()
+  row("backend.run()", "plan whose scale was edited to NaN", (f) => f.backend.run({ ...f.plan, scale: NaN }, io(f)), RangeError, "scale must be a finite number", "NaN"),
+  row("backend.run()", "plan whose block layout was edited", (f) => f.backend.run({ ...f.plan, blockKinds: f.plan.blockKinds.replaceAll("1", "2") }, io(f)), RangeError, "plan.blockKinds must be", 'current value is "2'),
+  row("backend.run()", "plan whose key was edited", (f) => f.backend.run({ ...f.plan, key: "x" }, io(f)), RangeError, "plan.key must be", '"x"'),
+  row("backend.run()", "plan of another backend", (f) => f.backend.run({ ...f.plan, backend: "other" }, io(f)), TypeError, "plan.backend must be", "other"),
+  row("backend.run()", "null inputs", (f) => f.backend.run(f.plan, hand(null)), TypeError, "inputs must be { q, k, v }", "null"),
+  row("backend.run()", "released k, named as k", (f) => f.backend.run(f.plan, { ...io(f), k: f.released }), TypeError, "Cannot use k", "released"),
+  row("backend.run()", "q of another instance", (f) => f.backend.run(f.plan, { ...io(f), q: f.foreign }), TypeError, "Cannot use q", "another instance"),
+  row("backend.run()", "hand-built view past its storage", (f) => { const past = { ...f.q, shape: [1, 2, 16, 8] }; return f.backend.run(f.backend.plan(mask(causal())(attention(past, past, past))), { q: past, k: past, v: past }); }, RangeError, "view must stay inside its storage of 128 elements", "current extent is 192"),
+  row("backend.run()", "probabilities too large for the device, before compiling", (f) => f.backend.run(f.backend.plan(attention(f.big!.q, f.big!.kv, f.big!.kv, { probs: true })), { q: f.big!.q, k: f.big!.kv, v: f.big!.kv }), RangeError, "scores need", (f) => `${f.big!.scoreBytes} bytes`, "webgpu"),
+  row("backend.prepare()", "null plan", (f) => f.backend.prepare(hand(null)), TypeError, "plan.backend must be", "null"),
+  waiting(row("backend.run()", "plan whose q descriptor was replaced", (f) => f.backend.run({ ...f.plan, q: hand(null) }, io(f)), TypeError, "q must be a tensor or tensor descriptor", "null"), ASSERT_PLAN_FIRST),
+  waiting(row("backend.prepare()", "plan whose scale was edited to NaN", (f) => f.backend.prepare({ ...f.plan, scale: NaN }), RangeError, "scale must be a finite number", "NaN"), ASSERT_PLAN_FIRST),
+  // read(), readInto(), release(), dispose()
+  row("backend.read()", "tensor of another instance", (f) => f.backend.read(f.foreign), TypeError, "Cannot use tensor", "another instance"),
+  row("backend.read()", "released tensor", (f) => f.backend.read(f.released), TypeError, "storage must be live", "released"),
+  row("backend.readInto()", "target of another length", (f) => f.backend.readInto(f.q, new Float32Array(3)), RangeError, "target.length must equal 128", "current value is 3"),
+  row("backend.release()", "tensor of another instance", (f) => f.backend.release(f.foreign), TypeError, "Cannot use tensor", "another instance"),
+  row("disposed backend", "tensor()", (f) => f.disposed.tensor([1], [1]), TypeError, "must not be disposed", "disposed"),
+  row("disposed backend", "plan()", (f) => f.disposed.plan(f.spec), TypeError, "must not be disposed", "disposed"),
+  row("disposed backend", "read()", (f) => f.disposed.read(f.q), TypeError, "must not be disposed", "disposed"),
+  // attend()
+  row("attend()", "misspelt option runs nothing", (f) => attend(f.backend, f.q, f.k, f.v, hand({ casual: true })), TypeError, '"casual"', 'did you mean "causal"?'),
+  row("attend()", "null options", (f) => attend(f.backend, f.q, f.k, f.v, hand(null)), TypeError, "options must be an object or undefined", "null"),
+  row("attend()", "window past 32-bit positions", (f) => attend(f.backend, f.q, f.k, f.v, { window: { left: 2 ** 32, right: 0 } }), RangeError, "options.window.left", "4294967296"),
+  row("attend()", "window as an array", (f) => attend(f.backend, f.q, f.k, f.v, { window: hand([2, 0]) }), TypeError, "options.window must be an object", "[2, 0]"),
+  row("attend()", "window missing right", (f) => attend(f.backend, f.q, f.k, f.v, { window: hand({ left: 2 }) }), TypeError, "options.window.right", "undefined"),
+  row("attend()", "window with an unknown key", (f) => attend(f.backend, f.q, f.k, f.v, { window: hand({ left: 2, right: 0, up: 1 }) }), TypeError, "options.window key", '"up"'),
+  row("attend()", "mask given as a string", (f) => attend(f.backend, f.q, f.k, f.v, { mask: hand("causal") }), TypeError, "options.mask must be an object", '"causal"'),
+  row("attend()", "mask reading an unknown variable", (f) => attend(f.backend, f.q, f.k, f.v, { mask: hand({ op: "var", name: "foo" }) }), TypeError, "options.mask.name", '"foo"'),
+  row("attend()", "zero softcap", (f) => attend(f.backend, f.q, f.k, f.v, { softcap: 0 }), RangeError, "options.softcap must be a positive finite number", "0"),
+  row("attend()", "a non-function transform", (f) => attend(f.backend, f.q, f.k, f.v, { transforms: hand([groupHeads(), 1]) }), TypeError, "options.transforms[1] must be a function", "1"),
+  row("attend()", "scale of the wrong kind", (f) => attend(f.backend, f.q, f.k, f.v, { scale: hand("1") }), TypeError, "options.scale must be a number", '"1"'),
+  row("attend()", "no backend", (f) => attend(hand(undefined), f.q, f.k, f.v), TypeError, "backend must be a Backend", "undefined"),
+  row("attend()", "k not a tensor", (f) => attend(f.backend, f.q, hand(5), f.v), TypeError, "k must be a tensor or tensor descriptor", "5"),
+];
