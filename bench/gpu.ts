@@ -14,6 +14,7 @@
  */
 import type { KernelFamily } from "../core/mod.ts";
 import { attentionFlops, shapeLabel, timeAttention } from "./_gpu_timing.ts";
+import { torchRows } from "./_torch.ts";
 import { createWebGpuBackend } from "../backends/webgpu/mod.ts";
 
 interface Row {
@@ -96,21 +97,7 @@ for b, h, n, d in ${JSON.stringify(shapes.map((s) => [s.batch, s.heads, s.n, s.d
             print(json.dumps(rows[-1]), flush=True)
 print("ROWS" + json.dumps(rows))
 `;
-if (!quick) {
-  try {
-    const result = await new Deno.Command("python3", {
-      args: ["-c", torchScript],
-      stdout: "piped",
-      stderr: "inherit",
-    }).output();
-    const text = new TextDecoder().decode(result.stdout);
-    const line = text.split("\n").find((l) => l.startsWith("ROWS"));
-    if (line) rows.push(...JSON.parse(line.slice(4)));
-    else console.log(text);
-  } catch (e) {
-    console.warn(`PyTorch reference not run: ${(e as Error).message}`);
-  }
-}
+if (!quick) rows.push(...await torchRows<Row>(torchScript));
 
 const report = { device: gpu.adapterName, date: new Date().toISOString(), rows };
 await Deno.mkdir(outPath.replace(/\/[^/]*$/, ""), { recursive: true }).catch(() => {});

@@ -16,6 +16,7 @@ import { attend } from "../attend.ts";
 import { attention, causal, compose, kernel, mask, type Transform } from "../core/mod.ts";
 import { createWebGpuBackend, type WebGpuBackend } from "../backends/webgpu/mod.ts";
 import { attentionFlops, type BenchShape, shapeLabel, timeAttention } from "./_gpu_timing.ts";
+import { torchRows } from "./_torch.ts";
 
 interface Row {
   what: string;
@@ -192,29 +193,13 @@ for name, f in (
 print("ROWS" + json.dumps(rows))
 `;
 
-async function torchCopies() {
-  try {
-    const result = await new Deno.Command("python3", {
-      args: ["-c", torchScript],
-      stdout: "piped",
-      stderr: "inherit",
-    }).output();
-    const line = new TextDecoder().decode(result.stdout).split("\n").find((l) =>
-      l.startsWith("ROWS")
-    );
-    if (line) { for (const row of JSON.parse(line.slice(4))) report(row); }
-  } catch (e) {
-    console.warn(`PyTorch reference not run: ${(e as Error).message}`);
-  }
-}
-
 await compileTimes();
 if (Deno.args.includes("--compile-only")) Deno.exit(0);
 const gpu = await createWebGpuBackend();
 await transfers(gpu);
 await endToEnd(gpu, { batch: 1, heads: quick ? 4 : 32, n: quick ? 512 : 4096, dim: 128 });
 gpu.dispose();
-if (!quick) await torchCopies();
+if (!quick) { for (const row of await torchRows<Row>(torchScript)) report(row); }
 
 const result = { device: gpu.adapterName, date: new Date().toISOString(), rows };
 await Deno.mkdir(outPath.replace(/\/[^/]*$/, ""), { recursive: true }).catch(() => {});
