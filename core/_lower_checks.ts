@@ -14,6 +14,7 @@ const MAX_ELEMENTS = 2 ** 32;
 /** Tiles of a block layout: a plan holds them as a string, whose length V8 caps near 2^29. */
 export const MAX_TILES = 2 ** 28;
 
+/** Refuses a size over a limit, naming what limits it. */
 export function atMost(
   context: string,
   field: string,
@@ -76,6 +77,7 @@ const CAPS: Readonly<Record<keyof BackendCaps, OptionKind>> = {
   packGroups: "boolean",
 };
 
+/** Checks the kind of every field of a backend's capabilities. */
 export function assertCaps(caps: unknown, context: string): asserts caps is BackendCaps {
   assertObject(caps, context, "caps", "a backend's BackendCaps");
   for (const [key, kind] of Object.entries(CAPS)) {
