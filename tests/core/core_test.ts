@@ -4,6 +4,7 @@ import {
   alibi,
   alibiSlopes,
   and,
+  assertPlan,
   attention,
   BlockKind,
   broadcast,
@@ -15,7 +16,9 @@ import {
   exprKey,
   groupHeads,
   kvIdx,
+  lit,
   lower,
+  lt,
   mask,
   or,
   permute,
@@ -28,6 +31,7 @@ import {
   tensorDesc,
   tile,
   toWgsl,
+  typeOf,
   UnsupportedSpecError,
   window,
 } from "../../core/mod.ts";
@@ -248,4 +252,31 @@ Deno.test("explain() counts flops over visited tiles and reports O(tile) scratch
   assert(causalPlan.flops < 0.52 * full.flops && causalPlan.density < 0.52);
   assert(causalPlan.summary.includes("flash (cpu)"));
   assertEquals(kvIdx.op, "var");
+});
+
+Deno.test("integer literals beyond 32 bits are floats, so no interpretation wraps them", () => {
+  assertEquals(typeOf(lit(2 ** 31 - 1)), "int");
+  assertEquals(typeOf(lit(2 ** 32)), "float");
+  assert(evaluate(lt(kvIdx, 2 ** 32), { kvIdx: 5 }), "5 < 2^32");
+  const table = { values: [] as number[], kinds: [] as ("i" | "f")[] };
+  toWgsl("mask_mod", lt(kvIdx, 2 ** 32), table);
+  assertEquals(table.kinds, ["f"]);
+});
+
+Deno.test("assertPlan() accepts a JSON round trip of a plan and names the first edited field", () => {
+  const plan = lower(compose(mask(window(3, 0)), softcap(20))(attention(x, x, x)), cpuCaps);
+  const copy = JSON.parse(JSON.stringify(plan));
+  assertPlan(copy, cpuCaps);
+  assertEquals(explain(copy).summary, explain(plan).summary);
+  assertThrows(() => assertPlan({ ...copy, pack: 2 }, cpuCaps), RangeError, "plan.pack must be 1");
+  assertThrows(
+    () => assertPlan({ ...copy, sizes: { ...copy.sizes, qLen: 17 } }, cpuCaps),
+    RangeError,
+    "plan.sizes must be",
+  );
+  assertThrows(
+    () => assertPlan({ ...copy, tile: { q: 8, kv: 8 } }, { ...cpuCaps, anyTile: false }),
+    UnsupportedSpecError,
+    "tile is unsupported",
+  );
 });
