@@ -88,20 +88,10 @@ export function checkReadTarget(target: Float32Array, t: TensorDesc, role: strin
   }
 }
 
-/** Throws unless `plan` was lowered for `backend`. */
-export function checkPlan(plan: KernelPlan, backend: string): void {
-  if (plan === null || typeof plan !== "object" || plan.backend !== backend) {
-    throw new TypeError(
-      `Cannot run plan: plan.backend must be "${backend}", current value is ${
-        plan === null || typeof plan !== "object" ? String(plan) : plan.backend
-      }`,
-    );
-  }
-}
-
 /**
- * Checks q, k, v against the plan and returns their storages.
- * @throws {TypeError} For foreign or released tensors and plans of another backend.
+ * Checks q, k, v against a plan (already checked by core's `assertPlan`) and returns their
+ * storages.
+ * @throws {TypeError} For foreign or released tensors.
  * @throws {RangeError} For tensors whose descriptors differ from the plan's.
  */
 export function checkRunInputs<S extends OwnedStorage>(
@@ -110,7 +100,6 @@ export function checkRunInputs<S extends OwnedStorage>(
   backend: string,
   owner: object,
 ): Record<"q" | "k" | "v", S> {
-  checkPlan(plan, backend);
   if (io === null || typeof io !== "object") {
     throw new TypeError(`Cannot run plan: inputs must be { q, k, v }, current value is ${io}`);
   }

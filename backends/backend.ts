@@ -91,7 +91,7 @@ const factories = new Map<string, BackendFactory>();
  *
  * @param name The name; registering it again replaces the factory.
  * @param factory Async constructor.
- * @throws {TypeError} If `name` is empty or "auto".
+ * @throws {TypeError} If `name` is empty or "auto", or `factory` is not a function.
  * @example
  * ```ts
  * import { createBackend, registerBackend } from "@attend/attend";
@@ -104,6 +104,13 @@ export function registerBackend(name: string, factory: BackendFactory): void {
   if (typeof name !== "string" || name === "" || name === "auto") {
     throw new TypeError(
       `Cannot register backend: name must be a non-empty string other than "auto", current value is ${name}`,
+    );
+  }
+  if (typeof factory !== "function") {
+    throw new TypeError(
+      `Cannot register backend: factory must be a function returning a Promise<Backend>, current value is ${
+        factory === null ? "null" : typeof factory
+      }`,
     );
   }
   factories.set(name, factory);

@@ -80,8 +80,6 @@ export interface BadInput {
   readonly value: string | ((f: Fixture) => string);
   /** The backend the row applies to, when only one. */
   readonly only?: "cpu" | "webgpu";
-  /** Why the row cannot pass yet: the change it waits for in a file this table does not own. */
-  readonly waiting?: string;
 }
 
 /** A row, compactly. */
@@ -95,11 +93,6 @@ export function row(
   only?: "cpu" | "webgpu",
 ): BadInput {
   return { entry, name, call, error, field, value, only };
-}
-
-/** A row that waits for a change elsewhere; the runner lists it as ignored. */
-export function waiting(bad: BadInput, reason: string): BadInput {
-  return { ...bad, waiting: reason };
 }
 
 const hand = (x: unknown) => x as never;

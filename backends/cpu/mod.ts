@@ -14,13 +14,12 @@
  * ```
  * @module
  */
-import { type BackendCaps, type KernelPlan, lower } from "../../core/lower.ts";
+import { assertPlan, type BackendCaps, type KernelPlan, lower } from "../../core/lower.ts";
 import type { AttentionSpec } from "../../core/spec.ts";
 import { type DType, numel, tensorDesc } from "../../core/tensor_desc.ts";
 import type { Backend, RunInputs, RunOutputs, Tensor } from "../backend.ts";
 import {
   checkOpen,
-  checkPlan,
   checkReadTarget,
   checkRunInputs,
   checkTensorData,
@@ -53,6 +52,17 @@ export const cpuCaps: BackendCaps = Object.freeze({
   packGroups: false,
 });
 
+/** A host array for a new tensor, refused by name where the runtime cannot allocate it. */
+function allocate(dtype: DType, elements: number, shape: readonly number[]) {
+  try {
+    return hostArray(dtype, elements);
+  } catch {
+    throw new RangeError(
+      `Cannot create tensor: shape [${shape}] must fit in one typed array, current element count is ${elements}`,
+    );
+  }
+}
+
 /**
  * Creates a CPU backend.
  *
@@ -84,7 +94,7 @@ export function createCpuBackend(): Backend {
       checkOpen(disposed, "cpu");
       const desc = tensorDesc(shape, dtype);
       checkTensorData(data, desc);
-      const host = hostArray(dtype, numel(desc));
+      const host = allocate(dtype, numel(desc), shape);
       host.set(data);
       return cpuTensor(host, shape, dtype, owner);
     },
@@ -109,11 +119,12 @@ export function createCpuBackend(): Backend {
     // deno-lint-ignore require-await
     async prepare(plan: KernelPlan): Promise<void> {
       checkOpen(disposed, "cpu");
-      checkPlan(plan, "cpu");
+      assertPlan(plan, cpuCaps);
     },
     // deno-lint-ignore require-await
     async run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs> {
       checkOpen(disposed, "cpu");
+      assertPlan(plan, cpuCaps);
       checkRunInputs<CpuStorage>(plan, io, "cpu", owner);
       const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
       const ctx = kernelContext(plan, io);

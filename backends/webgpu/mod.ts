@@ -13,13 +13,18 @@
  * ```
  * @module
  */
-import { type BackendCaps, type KernelPlan, lower, planLayout } from "../../core/lower.ts";
+import {
+  assertPlan,
+  type BackendCaps,
+  type KernelPlan,
+  lower,
+  planLayout,
+} from "../../core/lower.ts";
 import type { AttentionSpec, TileShape } from "../../core/spec.ts";
 import { type DType, numel, tensorDesc } from "../../core/tensor_desc.ts";
 import type { Backend, OwnedStorage, RunInputs, RunOutputs, Tensor } from "../backend.ts";
 import {
   checkOpen,
-  checkPlan,
   checkReadTarget,
   checkRunInputs,
   checkTensorData,
@@ -263,11 +268,12 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
     },
     async prepare(plan: KernelPlan): Promise<void> {
       usable();
-      checkPlan(plan, "webgpu");
+      assertPlan(plan, caps);
       await compiledKernels(compiler, plan);
     },
     async run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs> {
       usable();
+      assertPlan(plan, caps);
       const inputs = checkRunInputs<GpuStorage>(plan, io, "webgpu", owner);
       const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
       const result = await encodeAttention({
