@@ -51,7 +51,7 @@ export const BACKEND_BAD_INPUTS: readonly BadInput[] = [
   row("backend.tensor()", "unknown dtype", (f) => f.backend.tensor([1], [1], hand("f64")), TypeError, "dtype", '"f64"'),
   row("backend.tensor()", "null data", (f) => f.backend.tensor(hand(null), [1]), TypeError, "data must be an array", "null"),
   row("backend.tensor()", "data of another length", (f) => f.backend.tensor([1, 2], [3]), RangeError, "data.length must equal 3", "current value is 2"),
-  row("backend.tensor()", "more elements than one typed array holds, before any host copy", (f) => f.backend.tensor(uncopyable(2 ** 33), [2 ** 33]), RangeError, "must fit in one typed array", "current element count is 8589934592", "cpu"),
+  row("backend.tensor()", "more elements than a kernel addresses, before any allocation", (f) => f.backend.tensor(uncopyable(2 ** 33), [2 ** 33]), RangeError, "must have at most 4294967296 elements", "current element count is 8589934592", "cpu"),
   row("backend.tensor()", "over the device's buffer limit, before any host copy", (f) => f.backend.tensor(uncopyable(overLimit(f)), [overLimit(f)]), RangeError, "maxBufferSize", (f) => `current value is ${4 * overLimit(f)} bytes`, "webgpu"),
   // plan() and lower()
   row("backend.plan()", "per-head parameter with fewer values than heads", (f) => f.backend.plan(scoreMod(add(score, headParam([1])))(f.spec)), RangeError, "scoreMod headParam values.length must be q heads (2)", "current value is 1"),

@@ -52,13 +52,21 @@ export const cpuCaps: BackendCaps = Object.freeze({
   packGroups: false,
 });
 
-/** A host array for a new tensor, refused by name where the runtime cannot allocate it. */
+/** Elements a kernel can address in one tensor (`lower()` refuses larger extents). */
+const MAX_ELEMENTS = 2 ** 32;
+
+/** A host array for a new tensor, refused by name before allocating what no kernel could use. */
 function allocate(dtype: DType, elements: number, shape: readonly number[]) {
+  if (elements > MAX_ELEMENTS) {
+    throw new RangeError(
+      `Cannot create tensor: shape [${shape}] must have at most ${MAX_ELEMENTS} elements, current element count is ${elements}`,
+    );
+  }
   try {
     return hostArray(dtype, elements);
   } catch {
     throw new RangeError(
-      `Cannot create tensor: shape [${shape}] must fit in one typed array, current element count is ${elements}`,
+      `Cannot create tensor: shape [${shape}] must fit in memory, current element count is ${elements}`,
     );
   }
 }
