@@ -20,7 +20,7 @@ import {
 } from "../core/mod.ts";
 import { attend } from "../attend.ts";
 import { registerBackend } from "../backends/backend.ts";
-import type { WebGpuBackend } from "../backends/webgpu/mod.ts";
+import { createWebGpuBackend, type WebGpuBackend } from "../backends/webgpu/mod.ts";
 import { type BadInput, type Fixture, row } from "./_bad_inputs.ts";
 
 const hand = (x: unknown) => x as never;
@@ -44,6 +44,9 @@ const plain = (q: number[], k: number[], opts = {}) =>
 export const BACKEND_BAD_INPUTS: readonly BadInput[] = [
   // registerBackend()
   row("registerBackend()", "factory that is not a function", () => registerBackend("bad", hand(5)), TypeError, "factory must be a function", "number"),
+  // createWebGpuBackend()
+  row("createWebGpuBackend()", "misspelt option, before acquiring a device", () => createWebGpuBackend(hand({ flashTiles: { q: 64, kv: 64 } })), TypeError, 'options key must be one of flashTile, flashKeysPerThread, flashUnroll', '"flashTiles" (did you mean "flashTile"?)', "webgpu"),
+  row("createWebGpuBackend()", "keys per invocation other than 4 or 8", () => createWebGpuBackend(hand({ flashKeysPerThread: 6 })), RangeError, "flashKeysPerThread must be 4 or 8", "current value is 6", "webgpu"),
   // tensor()
   row("backend.tensor()", "shape given as a number", (f) => f.backend.tensor([1], hand(4)), TypeError, "shape must be an array", "current value is 4"),
   row("backend.tensor()", "NaN shape entry, named as the shape", (f) => f.backend.tensor([1], [NaN]), RangeError, "shape[0] must be a non-negative integer", "NaN"),

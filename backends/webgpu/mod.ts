@@ -30,6 +30,7 @@ import {
   checkTensorData,
   ownedStorage,
 } from "../_check_inputs.ts";
+import { checkOptions } from "../../core/_check.ts";
 import { BufferPool, type PoolStats, UniformPool } from "./_buffer_pool.ts";
 export type { PoolStats } from "./_buffer_pool.ts";
 import { acquireDevice, assertAlive, type GpuContext } from "./_device.ts";
@@ -168,8 +169,10 @@ export function webGpuCaps(
  * @param options Tuning options.
  * @returns The backend.
  * @throws {Error} If WebGPU or an adapter is unavailable.
- * @throws {RangeError} If `options.flashTile` does not fit the device, or `options.flashUnroll`
- * is not a power of two up to 64 (checked before a device is acquired).
+ * @throws {TypeError} If `options` is not an object or has an unknown key (naming the nearest).
+ * @throws {RangeError} If `options.flashTile` does not fit the device, `options.flashUnroll` is
+ * not a power of two up to 64 or `options.flashKeysPerThread` not 4 or 8 (the last two checked
+ * before a device is acquired).
  * @example
  * ```ts ignore
  * import { createWebGpuBackend } from "@attend/attend/webgpu";
@@ -178,15 +181,25 @@ export function webGpuCaps(
  * ```
  */
 export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<WebGpuBackend> {
-  const { flashUnroll } = options;
+  checkOptions("create WebGPU backend", "options", options, {
+    flashTile: "object",
+    flashKeysPerThread: "number",
+    flashUnroll: "number",
+  });
+  const { flashUnroll, flashKeysPerThread } = options;
   if (flashUnroll !== undefined && !(UNROLLS as readonly number[]).includes(flashUnroll)) {
     throw new RangeError(
       `Cannot create WebGPU backend: flashUnroll must be a power of two up to 64, current value is ${flashUnroll}`,
     );
   }
+  if (flashKeysPerThread !== undefined && flashKeysPerThread !== 4 && flashKeysPerThread !== 8) {
+    throw new RangeError(
+      `Cannot create WebGPU backend: flashKeysPerThread must be 4 or 8, current value is ${flashKeysPerThread}`,
+    );
+  }
   const ctx: GpuContext = await acquireDevice();
   const { device } = ctx;
-  const keysPerThread = options.flashKeysPerThread ?? 4;
+  const keysPerThread = flashKeysPerThread ?? 4;
   const tile = options.flashTile ?? defaultFlashTile(device.limits, ctx.fallback, keysPerThread);
   let caps: BackendCaps;
   try {
