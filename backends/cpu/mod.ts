@@ -79,8 +79,14 @@ function allocate(dtype: DType, elements: number, shape: readonly number[]) {
  * ```ts
  * import { createCpuBackend } from "@attend/attend/cpu";
  * const cpu = createCpuBackend();
+ * import { permute } from "@attend/attend/core";
  * const t = cpu.tensor([1, 2, 3, 4], [2, 2]);
  * if ((await cpu.read(t))[3] !== 4) throw new Error("round trip");
+ * const target = new Float32Array(4); // filled in place, nothing allocated
+ * await cpu.readInto(permute(t, [1, 0]), target);
+ * if (target.join() !== "1,3,2,4") throw new Error("transposed view read row-major");
+ * const [a, b] = await cpu.readMany([t, permute(t, [1, 0])]);
+ * if (a[1] !== 2 || b[1] !== 3) throw new Error("one round trip, each its own view");
  * ```
  */
 export function createCpuBackend(): Backend {
