@@ -34,6 +34,9 @@ async function fixture(backend: Backend, another: () => Promise<Backend>): Promi
   const released = backend.tensor(data.k, dims);
   backend.release(released);
   const other = await another();
+  // The refusals never touch a foreign tensor's storage, so its backend can go at once.
+  const foreign = other.tensor(data.q, dims);
+  other.dispose();
   const disposed = await another();
   disposed.dispose();
   let big: Fixture["big"];
@@ -54,7 +57,7 @@ async function fixture(backend: Backend, another: () => Promise<Backend>): Promi
     spec,
     plan: backend.plan(spec),
     released,
-    foreign: other.tensor(data.q, dims),
+    foreign,
     disposed,
     big,
   };
