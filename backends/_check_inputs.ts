@@ -70,6 +70,32 @@ export function ownedStorage<S extends OwnedStorage>(
   return storage;
 }
 
+/**
+ * The storage `release()` frees: that of a live tensor of this instance, or `undefined` when
+ * this instance already released it (releasing twice is harmless).
+ * @throws {TypeError} If `t` is not a tensor of this instance.
+ */
+export function storageToRelease<S extends OwnedStorage>(
+  t: Tensor,
+  backend: string,
+  owner: object,
+): S | undefined {
+  const storage = (t as Tensor | null)?.storage as S | undefined;
+  if (storage?.released && storage.owner === owner) return undefined;
+  return ownedStorage<S>(t, backend, owner, "tensor");
+}
+
+/** Throws unless `tensors` (of `readMany`) is an array. */
+export function checkTensorList(tensors: readonly Tensor[]): void {
+  if (!Array.isArray(tensors)) {
+    throw new TypeError(
+      `Cannot read tensors: tensors must be an array, current value is ${
+        tensors === null ? "null" : typeof tensors
+      }`,
+    );
+  }
+}
+
 /** Throws unless `target` is a Float32Array with exactly the elements of `t`. */
 export function checkReadTarget(target: Float32Array, t: TensorDesc, role: string): void {
   if (!(target instanceof Float32Array)) {

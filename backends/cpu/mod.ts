@@ -23,7 +23,9 @@ import {
   checkReadTarget,
   checkRunInputs,
   checkTensorData,
+  checkTensorList,
   ownedStorage,
+  storageToRelease,
 } from "../_check_inputs.ts";
 import { runFlash } from "./_flash.ts";
 import { kernelContext } from "./_kernel_context.ts";
@@ -96,10 +98,13 @@ export function createCpuBackend(): Backend {
     checkOpen(disposed, "cpu");
     return ownedStorage<CpuStorage>(t, "cpu", owner, role);
   };
-  const readInto = (t: Tensor, target: Float32Array, role = "tensor") => {
-    const { data } = storageOf(t, role);
-    checkReadTarget(target, t, role);
-    return gatherStrided(data, t, target);
+  /** Checks every tensor, then gathers each into the target `targetOf` gives it. */
+  const readAll = (tensors: readonly Tensor[], targetOf: (t: Tensor) => Float32Array) => {
+    checkOpen(disposed, "cpu");
+    checkTensorList(tensors);
+    const role = (i: number) => tensors.length > 1 ? `tensors[${i}]` : "tensor";
+    const storages = tensors.map((t, i) => storageOf(t, role(i)));
+    return tensors.map((t, i) => gatherStrided(storages[i].data, t, targetOf(t)));
   };
   return {
     name: "cpu",
@@ -114,17 +119,15 @@ export function createCpuBackend(): Backend {
     },
     // deno-lint-ignore require-await
     async read(t: Tensor): Promise<Float32Array> {
-      storageOf(t, "tensor");
-      return readInto(t, new Float32Array(numel(t)));
+      return readAll([t], (t) => new Float32Array(numel(t)))[0];
     },
     // deno-lint-ignore require-await
     async readInto(t: Tensor, target: Float32Array): Promise<Float32Array> {
-      return readInto(t, target);
+      return readAll([t], (t) => (checkReadTarget(target, t, "tensor"), target))[0];
     },
     // deno-lint-ignore require-await
     async readMany(tensors: readonly Tensor[]): Promise<Float32Array[]> {
-      tensors.forEach((t, i) => storageOf(t, `tensors[${i}]`));
-      return tensors.map((t, i) => readInto(t, new Float32Array(numel(t)), `tensors[${i}]`));
+      return readAll(tensors, (t) => new Float32Array(numel(t)));
     },
     plan(spec: AttentionSpec): KernelPlan {
       checkOpen(disposed, "cpu");
@@ -153,9 +156,8 @@ export function createCpuBackend(): Backend {
     },
     release(t: Tensor): void {
       checkOpen(disposed, "cpu");
-      const storage = t?.storage as CpuStorage | undefined;
-      if (storage?.released && storage.owner === owner) return;
-      ownedStorage<CpuStorage>(t, "cpu", owner, "tensor").released = true;
+      const storage = storageToRelease<CpuStorage>(t, "cpu", owner);
+      if (storage) storage.released = true;
     },
     dispose(): void {
       disposed = true;

@@ -28,7 +28,9 @@ import {
   checkReadTarget,
   checkRunInputs,
   checkTensorData,
+  checkTensorList,
   ownedStorage,
+  storageToRelease,
 } from "../_check_inputs.ts";
 import { checkOptions } from "../../core/_check.ts";
 import { BufferPool, type PoolStats, UniformPool } from "./_buffer_pool.ts";
@@ -231,15 +233,19 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
     const storage: GpuStorage = { owner, elements: numel(desc), buffer, released: false };
     return Object.freeze({ backend: "webgpu", storage, ...desc });
   };
-  /** Reads tensors into targets (all checked before any device call). */
-  const readAll = async (tensors: readonly Tensor[], targets: Float32Array[]) => {
+  /** Checks every tensor, then reads each into the target `targetOf` gives it, in one trip. */
+  const readAll = async (tensors: readonly Tensor[], targetOf: (t: Tensor) => Float32Array) => {
+    usable();
+    checkTensorList(tensors);
+    const role = (i: number) => tensors.length > 1 ? `tensors[${i}]` : "tensor";
+    const buffers = tensors.map((t, i) => storageOf(t, role(i)).buffer);
     const requests = tensors.map((desc, i) => ({
       desc,
-      buffer: storageOf(desc, tensors.length > 1 ? `tensors[${i}]` : "tensor").buffer,
-      target: targets[i],
+      buffer: buffers[i],
+      target: targetOf(desc),
     }));
     await readBack(device, staging, requests);
-    return targets;
+    return requests.map((r) => r.target);
   };
 
   return {
@@ -254,26 +260,22 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
       const elements = numel(desc);
       const bytes = dtype === "f16" ? 2 * (elements + (elements & 1)) : 4 * elements;
       const buffer = pool.acquire(Math.max(4, bytes), `tensor [${shape}] ${dtype}`);
-      writeElements(device.queue, buffer, data, dtype);
+      try {
+        writeElements(device.queue, buffer, data, dtype);
+      } catch (e) {
+        pool.release(buffer); // a refused upload leaves the pool as it was
+        throw e;
+      }
       return wrap(buffer, shape, dtype);
     },
     async read(t: Tensor): Promise<Float32Array> {
-      usable();
-      storageOf(t, "tensor");
-      const [out] = await readAll([t], [new Float32Array(numel(t))]);
-      return out;
+      return (await readAll([t], (t) => new Float32Array(numel(t))))[0];
     },
     async readInto(t: Tensor, target: Float32Array): Promise<Float32Array> {
-      usable();
-      storageOf(t, "tensor");
-      checkReadTarget(target, t, "tensor");
-      await readAll([t], [target]);
-      return target;
+      return (await readAll([t], (t) => (checkReadTarget(target, t, "tensor"), target)))[0];
     },
-    async readMany(tensors: readonly Tensor[]): Promise<Float32Array[]> {
-      usable();
-      tensors.forEach((t, i) => storageOf(t, `tensors[${i}]`));
-      return await readAll(tensors, tensors.map((t) => new Float32Array(numel(t))));
+    readMany(tensors: readonly Tensor[]): Promise<Float32Array[]> {
+      return readAll(tensors, (t) => new Float32Array(numel(t)));
     },
     plan(spec: AttentionSpec): KernelPlan {
       checkOpen(disposed, "webgpu");
@@ -305,9 +307,8 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
     },
     release(t: Tensor): void {
       checkOpen(disposed, "webgpu");
-      const known = t?.storage as GpuStorage | undefined;
-      if (known?.released && known.owner === owner) return;
-      const storage = storageOf(t, "tensor");
+      const storage = storageToRelease<GpuStorage>(t, "webgpu", owner);
+      if (!storage) return;
       storage.released = true;
       pool.release(storage.buffer);
     },
