@@ -75,11 +75,6 @@ export class BufferPool {
     return buffer;
   }
 
-  /** Whether `buffer` was handed out by this pool and not yet released. */
-  owns(buffer: GPUBuffer): boolean {
-    return this.#handedOut.has(buffer);
-  }
-
   #create(size: number, label: string): GPUBuffer {
     this.#allocations++;
     return this.#device.createBuffer({ size, usage: USAGE, label });

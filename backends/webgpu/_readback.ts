@@ -7,7 +7,7 @@
  */
 import { extent, type TensorDesc } from "../../core/tensor_desc.ts";
 import { gatherStrided, mergedDims } from "../_strided.ts";
-import { bucketSize } from "./_buffer_pool.ts";
+import { bufferSize } from "./_buffer_pool.ts";
 
 // GPUBufferUsage MAP_READ | COPY_DST and GPUMapMode.READ, as numbers so importing works without
 // WebGPU.
@@ -49,8 +49,7 @@ export class StagingPool {
       this.#idleBytes -= buffer.size;
       return buffer;
     }
-    const max = this.#device.limits.maxBufferSize;
-    const size = Math.min(max, Math.max(bucketSize(bytes), Math.ceil(bytes / 256) * 256));
+    const size = bufferSize(bytes, this.#device.limits.maxBufferSize, "staging");
     return this.#device.createBuffer({ size, usage: STAGING_USAGE, label: "staging" });
   }
 
