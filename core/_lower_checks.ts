@@ -75,6 +75,7 @@ const CAPS: Readonly<Record<keyof BackendCaps, OptionKind>> = {
   materializeUpTo: "number",
   materializedScratch: "string",
   packGroups: "boolean",
+  engine: "string",
 };
 
 /** Checks the kind of every field of a backend's capabilities. */

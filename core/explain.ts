@@ -81,7 +81,7 @@ export function explain(plan: KernelPlan): PlanReport {
       layout.kinds.length;
   const d = density(layout);
   const tile = `${layout.tileQ}x${layout.tileKv}`;
-  const kernel = `${plan.family} (${plan.backend})`;
+  const kernel = `${plan.family} (${plan.backend}, ${plan.engine})`;
   const summary = [
     `kernel   ${kernel}, tile ${tile}, ${plan.dtype}`,
     `shape    B${batch} H${heads}/${plan.sizes.kvHeads} Nq${qLen} Nk${kvLen} D${headDim}/${valueDim}`,

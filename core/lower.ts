@@ -54,6 +54,11 @@ export interface BackendCaps {
   readonly materializedScratch: "per-head" | "all-heads";
   /** Whether flash tiles interleave a KV head's query heads, reading each KV tile once. */
   readonly packGroups: boolean;
+  /**
+   * What executes the kernels, copied into plans and shown by `explain()`: `typescript`,
+   * `wasm-simd` or `wasm-relaxed-simd` on the CPU, `wgsl` on WebGPU.
+   */
+  readonly engine: string;
 }
 
 /**
@@ -80,6 +85,8 @@ export interface KernelPlan
   readonly blockKinds: string;
   /** Bytes per score element the materialized kernel keeps, for explain(). */
   readonly materializedScratch: "per-head" | "all-heads";
+  /** What executes the kernels (the caps' `engine`). */
+  readonly engine: string;
 }
 
 function refuse(caps: BackendCaps, field: string, value: unknown): never {
@@ -163,6 +170,7 @@ function lowerSpec(spec: AttentionSpec, caps: BackendCaps, context: string): Ker
     blockKinds: layout.kinds.join(""),
     outputs: spec.outputs,
     materializedScratch: caps.materializedScratch,
+    engine: caps.engine,
   };
   const plan = Object.freeze({ ...body, key: hashString(bodyJson(body)) });
   valid.set(plan, new Set([caps, null]));
@@ -186,6 +194,7 @@ const FIELDS = [
   "blockKinds",
   "outputs",
   "materializedScratch",
+  "engine",
 ] as const;
 
 function fieldJson(plan: Omit<KernelPlan, "key">, field: typeof FIELDS[number]): string {
@@ -238,6 +247,7 @@ function capsOf(plan: KernelPlan): BackendCaps {
     materializeUpTo: 0,
     materializedScratch: plan.materializedScratch,
     packGroups: plan.pack > 1,
+    engine: plan.engine,
   };
 }
 
@@ -273,7 +283,17 @@ export function assertPlan(plan: unknown, caps?: BackendCaps): asserts plan is K
   }
   if (valid.get(plan)?.has(caps ?? null)) return;
   const p = plan as unknown as KernelPlan;
-  for (const field of ["backend", "family", "dtype", "blockKinds", "key", "materializedScratch"]) {
+  for (
+    const field of [
+      "backend",
+      "family",
+      "dtype",
+      "blockKinds",
+      "key",
+      "materializedScratch",
+      "engine",
+    ]
+  ) {
     if (typeof plan[field] !== "string") {
       fail("type", context, `plan.${field}`, "a string", plan[field]);
     }

@@ -27,32 +27,99 @@ import {
   ownedStorage,
   storageToRelease,
 } from "../_check_inputs.ts";
+import { checkOptions } from "../../core/_check.ts";
 import { runFlash } from "./_flash.ts";
+import { createWasmEngine, detectKernelPath, type WasmEngine } from "./wasm/_engine.ts";
+import type { CpuKernelPath } from "./wasm/_micro_kernels.ts";
+import { runFlashWasm } from "./wasm/_flash_wasm.ts";
 import { kernelContext } from "./_kernel_context.ts";
 import { runMaterialized } from "./_materialized.ts";
 import { gatherStrided } from "../_strided.ts";
 import { type CpuStorage, cpuTensor, hostArray } from "./_storage.ts";
 
+export type { CpuKernelPath };
+
+/** What the CPU backend found in the runtime, beside what `lower()` reads. */
+export interface CpuCaps extends BackendCaps {
+  /** The kernels' instruction set (also `engine`). */
+  readonly engine: CpuKernelPath;
+  /** Whether the runtime validates WebAssembly SIMD. */
+  readonly simd: boolean;
+  /** Whether it validates relaxed SIMD (fused multiply-add). */
+  readonly relaxedSimd: boolean;
+}
+
+/** The best path this runtime supports, found once. */
+const detectedPath = detectKernelPath();
+
+/** Flash tiles per path: the WebAssembly kernels amortize packing over larger tiles. */
+const FLASH_TILES: Record<CpuKernelPath, { q: number; kv: number }> = {
+  "typescript": { q: 16, kv: 128 },
+  "wasm-simd": { q: 64, kv: 64 },
+  "wasm-relaxed-simd": { q: 64, kv: 64 },
+};
+
+function capsFor(engine: CpuKernelPath): CpuCaps {
+  return Object.freeze({
+    backend: "cpu",
+    families: Object.freeze(["materialized", "flash"] as const),
+    dtypes: Object.freeze(["f32", "f16"] as const),
+    flashTiles: Object.freeze([{ maxHeadDim: Infinity, tile: Object.freeze(FLASH_TILES[engine]) }]),
+    anyTile: true,
+    maxHeadDim: Infinity,
+    materializeUpTo: 64 * 64,
+    materializedScratch: "per-head",
+    packGroups: false,
+    engine,
+    simd: detectedPath !== "typescript",
+    relaxedSimd: detectedPath === "wasm-relaxed-simd",
+  });
+}
+
 /**
- * Capabilities of the CPU backend.
+ * Capabilities of a CPU backend created with default options: the fastest kernels this runtime
+ * supports.
  *
  * @example
  * ```ts
  * import { cpuCaps } from "@attend/attend/cpu";
  * if (!cpuCaps.families.includes("flash")) throw new Error("cpu runs flash");
+ * console.log(cpuCaps.engine); // "wasm-relaxed-simd" where the runtime has relaxed SIMD
  * ```
  */
-export const cpuCaps: BackendCaps = Object.freeze({
-  backend: "cpu",
-  families: Object.freeze(["materialized", "flash"] as const),
-  dtypes: Object.freeze(["f32", "f16"] as const),
-  flashTiles: Object.freeze([{ maxHeadDim: Infinity, tile: Object.freeze({ q: 16, kv: 128 }) }]),
-  anyTile: true,
-  maxHeadDim: Infinity,
-  materializeUpTo: 64 * 64,
-  materializedScratch: "per-head",
-  packGroups: false,
-});
+export const cpuCaps: CpuCaps = capsFor(detectedPath);
+
+/** Options of `createCpuBackend()`. */
+export interface CpuBackendOptions {
+  /**
+   * Which kernels run: `"auto"` (default) the fastest the runtime supports; `"typescript"` the
+   * plain reference kernels; a WebAssembly path to require it.
+   */
+  readonly kernels?: "auto" | CpuKernelPath;
+}
+
+const KERNEL_CHOICES = ["auto", "wasm-relaxed-simd", "wasm-simd", "typescript"];
+
+function chooseEngine(kernels: CpuBackendOptions["kernels"] = "auto"): CpuKernelPath {
+  if (!KERNEL_CHOICES.includes(kernels)) {
+    throw new RangeError(
+      `Cannot create CPU backend: options.kernels must be one of ${
+        KERNEL_CHOICES.join(", ")
+      }, current value is ${JSON.stringify(kernels)}`,
+    );
+  }
+  if (kernels === "auto") return detectedPath;
+  const supported = kernels === "typescript" || kernels === detectedPath ||
+    (kernels === "wasm-simd" && detectedPath === "wasm-relaxed-simd");
+  if (!supported) {
+    throw new RangeError(
+      `Cannot create CPU backend: options.kernels must be a path this runtime supports (best: ${detectedPath}), current value is ${
+        JSON.stringify(kernels)
+      }`,
+    );
+  }
+  return kernels;
+}
 
 /** Elements a kernel can address in one tensor (`lower()` refuses larger extents). */
 const MAX_ELEMENTS = 2 ** 32;
@@ -76,7 +143,10 @@ function allocate(dtype: DType, elements: number, shape: readonly number[]) {
 /**
  * Creates a CPU backend.
  *
- * @returns The backend; it holds no resources beyond its tensors.
+ * @param options Which kernels run (default: the fastest the runtime supports).
+ * @returns The backend; it holds no resources beyond its tensors and kernel memory.
+ * @throws {TypeError} If `options` has an unknown key or a value of the wrong kind.
+ * @throws {RangeError} If `options.kernels` names a path the runtime does not support.
  * @example
  * ```ts
  * import { createCpuBackend } from "@attend/attend/cpu";
@@ -91,7 +161,15 @@ function allocate(dtype: DType, elements: number, shape: readonly number[]) {
  * if (a[1] !== 2 || b[1] !== 3) throw new Error("one round trip, each its own view");
  * ```
  */
-export function createCpuBackend(): Backend {
+export function createCpuBackend(options?: CpuBackendOptions): Backend {
+  const { kernels } = checkOptions("create CPU backend", "options", options, { kernels: "string" });
+  const engineName = chooseEngine(kernels);
+  const caps = capsFor(engineName);
+  let engine: WasmEngine | undefined;
+  const wasm = () => {
+    if (engineName === "typescript") return undefined;
+    return engine ??= createWasmEngine(engineName);
+  };
   const owner = {};
   let disposed = false;
   const storageOf = (t: Tensor, role: string) => {
@@ -108,7 +186,7 @@ export function createCpuBackend(): Backend {
   };
   return {
     name: "cpu",
-    caps: cpuCaps,
+    caps,
     tensor(data: ArrayLike<number>, shape: readonly number[], dtype: DType = "f32"): Tensor {
       checkOpen(disposed, "cpu");
       const desc = tensorDesc(shape, dtype);
@@ -131,22 +209,24 @@ export function createCpuBackend(): Backend {
     },
     plan(spec: AttentionSpec): KernelPlan {
       checkOpen(disposed, "cpu");
-      return lower(spec, cpuCaps);
+      return lower(spec, caps);
     },
     // deno-lint-ignore require-await
     async prepare(plan: KernelPlan): Promise<void> {
       checkOpen(disposed, "cpu");
-      assertPlan(plan, cpuCaps);
+      assertPlan(plan, caps);
     },
     // deno-lint-ignore require-await
     async run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs> {
       checkOpen(disposed, "cpu");
-      assertPlan(plan, cpuCaps);
+      assertPlan(plan, caps);
       checkRunInputs<CpuStorage>(plan, io, "cpu", owner);
       const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
       const ctx = kernelContext(plan, io);
       const probs = plan.outputs.probs ? new Float32Array(batch * heads * qLen * kvLen) : undefined;
-      if (plan.family === "flash") runFlash(ctx);
+      const kernels = plan.family === "flash" ? wasm() : undefined;
+      if (kernels) runFlashWasm(ctx, io, kernels);
+      else if (plan.family === "flash") runFlash(ctx);
       else runMaterialized(ctx, probs);
       return {
         out: cpuTensor(ctx.out, [batch, heads, qLen, valueDim], plan.dtype, owner),
@@ -161,6 +241,7 @@ export function createCpuBackend(): Backend {
     },
     dispose(): void {
       disposed = true;
+      engine = undefined;
     },
   };
 }

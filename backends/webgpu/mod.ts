@@ -162,6 +162,7 @@ export function webGpuCaps(
     materializeUpTo: 0,
     materializedScratch: "all-heads",
     packGroups: true,
+    engine: "wgsl",
   });
 }
 
