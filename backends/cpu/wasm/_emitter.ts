@@ -75,6 +75,7 @@ const SIMD = {
   "f32x4.lt": 0x43,
   "f32x4.gt": 0x44,
   "v128.and": 0x4e,
+  "v128.andnot": 0x4f,
   "v128.or": 0x50,
   "v128.bitselect": 0x52,
   "f32x4.nearest": 0x6a,

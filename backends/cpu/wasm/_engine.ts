@@ -1,8 +1,14 @@
 /**
- * One instance of the micro-kernels over one growable memory, and what the runtime supports.
+ * The micro-kernels over one growable memory (an instance per kernel shape, compiled once), and
+ * what the runtime supports.
  * @module
  */
-import { type CpuKernelPath, microKernelModule, type MicroKernels } from "./_micro_kernels.ts";
+import {
+  type CpuKernelPath,
+  type KernelShape,
+  microKernelModule,
+  type MicroKernels,
+} from "./_micro_kernels.ts";
 
 /** Pages of 64 KiB: wasm32 addresses at most 4 GiB. */
 const MAX_PAGES = 65536;
@@ -10,12 +16,12 @@ const PAGE = 65536;
 
 /** Micro-kernels bound to a memory. */
 export interface WasmEngine {
-  /** The instruction set the module was written for. */
+  /** The instruction set the modules are written for. */
   readonly path: Exclude<CpuKernelPath, "typescript">;
-  /** The kernels. */
-  readonly kernels: MicroKernels;
   /** The memory they address. */
   readonly memory: WebAssembly.Memory;
+  /** The kernels specialized for a shape (compiled on first use). */
+  kernels(shape: KernelShape): MicroKernels;
   /** A view of the whole memory, grown first to at least `bytes`. */
   reserve(bytes: number): Float32Array;
 }
@@ -26,13 +32,14 @@ export function detectKernelPath(): CpuKernelPath {
     return "typescript";
   }
   const memory = { initialPages: 1, maximumPages: MAX_PAGES, shared: false };
-  if (WebAssembly.validate(microKernelModule(true, memory))) return "wasm-relaxed-simd";
-  if (WebAssembly.validate(microKernelModule(false, memory))) return "wasm-simd";
+  const shape = { headDim: 8, tileCols: 8, valueCols: 8 };
+  if (WebAssembly.validate(microKernelModule(true, memory, shape))) return "wasm-relaxed-simd";
+  if (WebAssembly.validate(microKernelModule(false, memory, shape))) return "wasm-simd";
   return "typescript";
 }
 
 /**
- * Instantiates the micro-kernels for `path` over `memory` (a new one when not given).
+ * Micro-kernels for `path` over `memory` (a new one when not given).
  *
  * @param path A WebAssembly path `detectKernelPath()` reported.
  * @param memory A memory to share (e.g. a worker's view of the caller's shared memory).
@@ -43,19 +50,25 @@ export function createWasmEngine(
 ): WasmEngine {
   const shared = memory !== undefined && memory.buffer instanceof SharedArrayBuffer;
   const mem = memory ?? new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
-  const bytes = microKernelModule(path === "wasm-relaxed-simd", {
-    initialPages: 1,
-    maximumPages: MAX_PAGES,
-    shared,
-  });
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-    env: { memory: mem },
-  });
+  const instances = new Map<string, MicroKernels>();
+  const instantiate = (shape: KernelShape) => {
+    const limits = { initialPages: 1, maximumPages: MAX_PAGES, shared };
+    const bytes = microKernelModule(path === "wasm-relaxed-simd", limits, shape);
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+      env: { memory: mem },
+    });
+    return instance.exports as unknown as MicroKernels;
+  };
   let view = new Float32Array(mem.buffer);
   return {
     path,
-    kernels: instance.exports as unknown as MicroKernels,
     memory: mem,
+    kernels(shape: KernelShape): MicroKernels {
+      const key = `${shape.headDim},${shape.tileCols},${shape.valueCols}`;
+      let kernels = instances.get(key);
+      if (!kernels) instances.set(key, kernels = instantiate(shape));
+      return kernels;
+    },
     reserve(needed: number): Float32Array {
       if (needed > MAX_PAGES * PAGE) {
         throw new RangeError(

@@ -6,7 +6,7 @@
  * @module
  */
 import type { KernelPlan } from "../../../core/lower.ts";
-import { GEMM_COLS, GEMM_ROWS } from "./_micro_kernels.ts";
+import { GEMM_COLS, GEMM_ROWS } from "./_gemm.ts";
 
 /** Byte offsets and padded extents of one flash run. */
 export interface FlashRegions {

@@ -11,7 +11,7 @@ import type { BlockLayout } from "../../../core/classify_blocks.ts";
 import type { KernelPlan } from "../../../core/lower.ts";
 import type { FlashRegions } from "./_flash_regions.ts";
 import type { MicroKernels } from "./_micro_kernels.ts";
-import { GEMM_ROWS } from "./_micro_kernels.ts";
+import { GEMM_ROWS } from "./_gemm.ts";
 
 /** Everything a thread needs to run rows of a packed flash run. */
 export interface FlashRowsContext {
@@ -64,25 +64,13 @@ export function runFlashRows(
       const partial = kind === BlockKind.partial;
       const j0 = col * r.tileKv, count = Math.min(kvLen, j0 + r.tileKv) - j0;
       const qAt = qBase + i0 * headDim * 4, ktAt = ktBase + col * headDim * lds;
-      kernels.gemm(
-        qAt,
-        headDim * 4,
-        ktAt,
-        lds,
-        scores,
-        lds,
-        gemmRows,
-        r.tileCols,
-        headDim,
-        plan.scale,
-        0,
-      );
+      kernels.gemmScores(qAt, ktAt, scores, gemmRows, r.tileCols, headDim, plan.scale, 0);
       if (partial || ctx.scoreMod) applyExprs(ctx, scores / 4, i0, rows, j0, count, partial);
       kernels.softmax(scores, lds, rows, count, stats, acc, ldo, r.valueCols / 4);
       const vAt = vBase + j0 * ldo;
       if (partial && !finite[col]) {
         accumulateVisible(ctx, scores / 4, acc / 4, vAt / 4, i0, rows, j0, count);
-      } else kernels.gemm(scores, lds, vAt, ldo, acc, ldo, gemmRows, r.valueCols, count, 1, 1);
+      } else kernels.gemmValues(scores, vAt, acc, gemmRows, r.valueCols, count, 1, 1);
     }
     writeRows(ctx, b, h, i0, rows, acc / 4, stats / 4);
   }

@@ -21,7 +21,11 @@ export function runFlashWasm(ctx: KernelContext, io: RunInputs, engine: WasmEngi
   const memory = engine.reserve(regions.bytes);
   packFlashInputs(memory, plan, regions, io);
   const rows = {
-    kernels: engine.kernels,
+    kernels: engine.kernels({
+      headDim: plan.sizes.headDim,
+      tileCols: regions.tileCols,
+      valueCols: regions.valueCols,
+    }),
     memory,
     plan,
     layout,
