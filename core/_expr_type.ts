@@ -1,7 +1,7 @@
 /**
  * Structural and type checking of Expr trees, including hand-built ones: every node must have a
  * known op and well-formed fields (known variable names, finite literals, non-empty finite
- * head parameters), and operand types must fit. Results are cached per frozen node.
+ * head parameters, int tables within limits), and operand types must fit. Results are cached per frozen node.
  * @module
  */
 import type { Expr, ExprType } from "./expr.ts";
@@ -31,7 +31,13 @@ const UNARY = new Set(["neg", "abs", "not", "tanh", "exp", "log", "float"]);
 const COMPARISON = new Set(["lt", "le", "gt", "ge", "eq", "ne"]);
 const LOGIC = new Set(["and", "or"]);
 const FLOAT_UNARY = new Set(["tanh", "exp", "log", "float"]);
-const OPS = ["var", "lit", "headParam", "select", ...BINARY, ...UNARY];
+const TABLE = new Set(["lookup", "searchSorted"]);
+const OPS = ["var", "lit", "headParam", "select", ...TABLE, ...BINARY, ...UNARY];
+
+/** The most entries a `lookup` or `searchSorted` table holds (64 KiB of 32-bit words). */
+export const MAX_TABLE = 16384;
+/** Table entries are positions or indices: integers in `-TABLE_RANGE..TABLE_RANGE` (2^30). */
+export const TABLE_RANGE = 2 ** 30;
 
 /** The smallest and largest 32-bit integers: integer literals outside them are floats. */
 export const I32_MIN = -(2 ** 31), I32_MAX = 2 ** 31 - 1;
@@ -92,6 +98,11 @@ function infer(e: Expr, context: string, path: string): ExprType {
     case "headParam":
       checkHeadParam(e.values, context, join(path, "values"));
       return "float";
+    case "lookup":
+    case "searchSorted":
+      checkTable(e.op, e.values, context, join(path, "values"));
+      expect(child("a"), "int", context, join(path, "a"));
+      return "int";
     case "select": {
       expect(child("cond"), "bool", context, join(path, "cond"));
       const [ta, tb] = [child("a"), child("b")];
@@ -149,6 +160,28 @@ export function checkHeadParam(values: unknown, context: string, path: string): 
   values.forEach((v, i) => {
     if (typeof v !== "number" || !Number.isFinite(v)) {
       fail(typeof v === "number" ? "range" : "type", context, `${path}[${i}]`, "finite", v);
+    }
+  });
+}
+
+/**
+ * Checks a table: a non-empty array of at most `MAX_TABLE` integers within `TABLE_RANGE`,
+ * non-decreasing for `searchSorted`.
+ */
+export function checkTable(op: string, values: unknown, context: string, path: string): void {
+  if (!Array.isArray(values)) fail("type", context, path, "an array of integers", values);
+  if (values.length === 0) fail("range", context, path, "non-empty", values);
+  if (values.length > MAX_TABLE) {
+    fail("range", context, `${path}.length`, `at most ${MAX_TABLE}`, values.length);
+  }
+  values.forEach((v, i) => {
+    const want = `an integer in ${-TABLE_RANGE}..${TABLE_RANGE}`;
+    if (typeof v !== "number") fail("type", context, `${path}[${i}]`, want, v);
+    if (!Number.isInteger(v) || Math.abs(v) > TABLE_RANGE) {
+      fail("range", context, `${path}[${i}]`, want, v);
+    }
+    if (op === "searchSorted" && i > 0 && v < values[i - 1]) {
+      fail("range", context, `${path}[${i}]`, `at least ${path}[${i - 1}] (${values[i - 1]})`, v);
     }
   });
 }

@@ -8,6 +8,7 @@ import { type Expr, typeOf } from "./expr.ts";
 import { assertExpr } from "./expr_tree.ts";
 import { isBinary } from "./_expr_type.ts";
 import { assertInteger, assertObject, checkOptions, fail } from "./_check.ts";
+import { countAtMost, rangeHull } from "./_table.ts";
 
 /** Tile kinds, in the order kernels read them. */
 export const BlockKind: Readonly<{ empty: 0; partial: 1; full: 2 }> = Object.freeze(
@@ -102,6 +103,12 @@ function intervalOf(e: Expr, bounds: Bounds): Interval {
       const [lo, hi] = bounds.h ?? [0, e.values.length - 1];
       return hull(e.values.slice(Math.max(0, lo), Math.min(e.values.length - 1, hi) + 1));
     }
+    case "lookup":
+      return lookupInterval(e.values, intervalOf(e.a, bounds));
+    case "searchSorted": {
+      const [lo, hi] = intervalOf(e.a, bounds);
+      return [countAtMost(e.values, lo), countAtMost(e.values, hi)];
+    }
     case "select": {
       const c = intervalOf(e.cond, bounds);
       if (c[0] === 1) return intervalOf(e.a, bounds);
@@ -168,6 +175,15 @@ function intervalOf(e: Expr, bounds: Bounds): Interval {
       return [Math.max(a[0], c[0]), Math.max(a[1], c[1])];
   }
   return UNKNOWN;
+}
+
+/** Values a table read takes over an index interval; 0 joins them where it reaches outside. */
+function lookupInterval(values: readonly number[], index: Interval): Interval {
+  const [lo, hi] = [Math.ceil(index[0]), Math.floor(index[1])];
+  const last = values.length - 1;
+  if (hi < 0 || lo > last || lo > hi) return [0, 0];
+  const [min, max] = rangeHull(values, Math.max(0, lo), Math.min(last, hi));
+  return lo < 0 || hi > last ? [Math.min(0, min), Math.max(0, max)] : [min, max];
 }
 
 function modInterval(a: Interval, m: Interval, int: boolean): Interval {

@@ -7,6 +7,7 @@ import { type Expr, typeOf, type VarName } from "./expr.ts";
 import { assertExpr } from "./expr_tree.ts";
 import { isBinary, VAR_NAMES } from "./_expr_type.ts";
 import { checkOptions } from "./_check.ts";
+import { countAtMost } from "./_table.ts";
 
 /** Values of the variables an Expr reads; absent ones read as 0. */
 export type ExprEnv = { -readonly [K in VarName]?: number };
@@ -60,6 +61,14 @@ function build(e: Expr): CompiledExpr {
     case "select": {
       const [c, x, y] = [compile(e.cond), compile(e.a), compile(e.b)];
       return (env) => c(env) ? x(env) : y(env);
+    }
+    case "lookup": {
+      const [values, index] = [e.values, compile(e.a)];
+      return (env) => values[index(env)] ?? 0;
+    }
+    case "searchSorted": {
+      const [sorted, x] = [e.values, compile(e.a)];
+      return (env) => countAtMost(sorted, x(env));
     }
   }
   const x = compile(e.a);

@@ -4,14 +4,22 @@
  * tree has three interpretations: `evaluate` (CPU), `toWgsl` (kernel source) and
  * `classifyBlocks` (tile-level interval bounds). Equal trees have equal `exprKey`s.
  *
- * Types: index variables and integer literals within the 32-bit range are `int` (32-bit,
- * division truncates), `score`, other literals and `headParam` are `float`, comparisons and
- * logic are `bool`. Mixing int and float promotes to float. Every builder checks its operands
+ * Types: index variables, integer literals within the 32-bit range and table reads (`lookup`,
+ * `searchSorted`) are `int` (32-bit, division truncates), `score`, other literals and `headParam`
+ * are `float`, comparisons and logic are `bool`. Mixing int and float promotes to float. Every builder checks its operands
  * (Exprs or numbers) and their types, naming the operand.
  * @module
  */
 import { assertFinite, fail } from "./_check.ts";
-import { checkedType, checkHeadParam, expect, node, notOperand, VAR_NAMES } from "./_expr_type.ts";
+import {
+  checkedType,
+  checkHeadParam,
+  checkTable,
+  expect,
+  node,
+  notOperand,
+  VAR_NAMES,
+} from "./_expr_type.ts";
 
 /** Variables an Expr may read. `qLen`/`kvLen` are the query and key lengths of the call. */
 export type VarName = "b" | "h" | "qIdx" | "kvIdx" | "qLen" | "kvLen" | "score";
@@ -34,6 +42,11 @@ export type BinaryOp =
   | "or";
 /** Unary operators; `float` converts an int to float. */
 export type UnaryOp = "neg" | "abs" | "not" | "tanh" | "exp" | "log" | "float";
+/**
+ * Table operators over a constant int list and an int operand: `lookup` reads `values[a]` (0
+ * outside the list), `searchSorted` counts the entries `<= a` of a non-decreasing list.
+ */
+export type TableOp = "lookup" | "searchSorted";
 /** The value type of an Expr. */
 export type ExprType = "int" | "float" | "bool";
 
@@ -42,6 +55,7 @@ export type Expr =
   | { readonly op: "var"; readonly name: VarName }
   | { readonly op: "lit"; readonly value: number }
   | { readonly op: "headParam"; readonly values: readonly number[] }
+  | { readonly op: TableOp; readonly values: readonly number[]; readonly a: Expr }
   | { readonly op: BinaryOp; readonly a: Expr; readonly b: Expr }
   | { readonly op: UnaryOp; readonly a: Expr }
   | { readonly op: "select"; readonly cond: Expr; readonly a: Expr; readonly b: Expr };
@@ -137,6 +151,60 @@ export const kvPos: Expr = kvIdx;
 export function headParam(values: readonly number[]): Expr {
   checkHeadParam(values, "create headParam", "values");
   return node({ op: "headParam", values: Object.freeze([...values]) });
+}
+
+/**
+ * Reads a constant int table: `values[index]`, and 0 where `index` is outside the list (masks use
+ * it for data such as tile matrices, per-batch lengths and seeded random blocks). Kernels receive
+ * the values in their uniform block, so tables of equal length share one pipeline; a plan's
+ * literals and tables together must fit the device's uniform binding (64 KiB by default).
+ *
+ * @param values Integers in -2^30..2^30, at most 16384 of them.
+ * @param index An int Expr.
+ * @returns An int node.
+ * @throws {TypeError} If `values` is not an array of numbers or `index` not an int Expr.
+ * @throws {RangeError} If `values` is empty, too long, or holds a value that is not an integer
+ * in range.
+ * @example
+ * ```ts
+ * import { evaluate, kvIdx, lookup } from "@attend/attend/core";
+ * const t = lookup([5, 7, 9], kvIdx);
+ * if (evaluate(t, { kvIdx: 1 }) !== 7 || evaluate(t, { kvIdx: 3 }) !== 0) throw new Error("read");
+ * ```
+ */
+export function lookup(values: readonly number[], index: ExprLike): Expr {
+  return table("lookup", values, index, "index");
+}
+
+/**
+ * Counts the entries of a non-decreasing int list that are `<= x` (the insertion point after
+ * equal entries, as `torch.searchsorted(…, right=True)`): the segment `x` falls in, given the
+ * segments' ends. Monotone in `x`, so tile classification bounds it exactly; kernels run a binary
+ * search over values in their uniform block (limits as for `lookup`).
+ *
+ * @param sorted Non-decreasing integers in -2^30..2^30, at most 16384 of them.
+ * @param x An int Expr.
+ * @returns An int node in `0..sorted.length`.
+ * @throws {TypeError} If `sorted` is not an array of numbers or `x` not an int Expr.
+ * @throws {RangeError} If `sorted` is empty, too long, decreasing somewhere, or holds a value
+ * that is not an integer in range.
+ * @example
+ * ```ts
+ * import { evaluate, kvIdx, searchSorted } from "@attend/attend/core";
+ * // Documents of lengths 3 and 2 end at 3 and 5: key 4 lies in document 1.
+ * if (evaluate(searchSorted([3, 5], kvIdx), { kvIdx: 4 }) !== 1) throw new Error("document 1");
+ * ```
+ */
+export function searchSorted(sorted: readonly number[], x: ExprLike): Expr {
+  return table("searchSorted", sorted, x, "x");
+}
+
+function table(op: TableOp, values: readonly number[], operand: ExprLike, field: string): Expr {
+  const context = `build ${op}`;
+  checkTable(op, values, context, op === "lookup" ? "values" : "sorted");
+  const a = wrap(operand, op, field);
+  expect(checkedType(a, context, field), "int", context, field);
+  return node({ op, values: Object.freeze([...values]), a });
 }
 
 function binary(op: BinaryOp): (a: ExprLike, b: ExprLike) => Expr {

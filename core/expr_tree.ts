@@ -80,6 +80,10 @@ function keyOf(e: Expr): string {
     case "headParam":
       key = `param[${e.values.join(",")}]`;
       break;
+    case "lookup":
+    case "searchSorted":
+      key = `${e.op}[${e.values.join(",")}](${keyOf(e.a)})`;
+      break;
     case "select":
       key = `select(${keyOf(e.cond)},${keyOf(e.a)},${keyOf(e.b)})`;
       break;
@@ -151,6 +155,9 @@ function substitute(e: Expr, inner: Expr): Expr {
       return e;
     case "select":
       return select(substitute(e.cond, inner), substitute(e.a, inner), substitute(e.b, inner));
+    case "lookup":
+    case "searchSorted":
+      return node({ op: e.op, values: e.values, a: substitute(e.a, inner) });
     default:
       return isBinary(e)
         ? node({ op: e.op, a: substitute(e.a, inner), b: substitute(e.b, inner) })

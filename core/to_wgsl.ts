@@ -3,6 +3,8 @@
  * parameters `b, h, q_idx, kv_idx, q_len, kv_len` (i32) and `score` (f32). Float `min`, `max`
  * and `tanh` go through small helpers that pass NaN on, as the CPU's `Math` functions do (WGSL's
  * own may drop it).
+ * Tables (`lookup`, `searchSorted`) become one helper function each; with a literal table their
+ * values travel in the uniform block too, so equal-length tables share a pipeline.
  * @module
  */
 import { type Expr, typeOf, type VarName } from "./expr.ts";
@@ -107,6 +109,53 @@ function helperSource(name: string, op: string): string {
     }); }\n`;
 }
 
+/** Table helpers of the function being emitted: name by op and content, and their sources. */
+let tables: Map<string, string> = new Map();
+let tableSources: string[] = [];
+
+/**
+ * A helper reading one table, emitted once per distinct table. With a literal table its values go
+ * to the uniform block, so only the length and offset reach the source; otherwise they are a
+ * local array.
+ */
+function tableFunction(op: "lookup" | "searchSorted", values: readonly number[]): string {
+  const key = `${op}[${values.join(",")}]`;
+  const known = tables.get(key);
+  if (known) return known;
+  const name = `${activeName}_${op === "lookup" ? "lookup" : "search"}_${tables.size}`;
+  tables.set(key, name);
+  const n = values.length;
+  let local = "", read: (i: string) => string;
+  if (activeTable) {
+    const base = activeTable.values.length;
+    for (const v of values) activeTable.values.push(v), activeTable.kinds.push("i");
+    read = (i) => `bitcast<i32>(lits[(${base}u + u32(${i})) >> 2u][(${base}u + u32(${i})) & 3u])`;
+  } else {
+    local = `  var table = array<i32, ${n}>(${values.map((v) => `${v}i`).join(", ")});
+`;
+    read = (i) => `table[${i}]`;
+  }
+  tableSources.push(
+    op === "lookup"
+      ? `fn ${name}(i: i32) -> i32 {
+${local}  if (i < 0i || i >= ${n}i) { return 0i; }
+  return ${read("i")};
+}
+`
+      : `fn ${name}(x: i32) -> i32 {
+${local}  var lo = 0i;
+  var hi = ${n}i;
+  while (lo < hi) {
+    let mid = (lo + hi) / 2i;
+    if (${read("mid")} <= x) { lo = mid + 1i; } else { hi = mid; }
+  }
+  return lo;
+}
+`,
+  );
+  return name;
+}
+
 function asFloat(e: Expr, params: Map<string, string>): string {
   const text = emit(e, params);
   return typeOf(e) === "int" ? `f32(${text})` : text;
@@ -126,6 +175,9 @@ function emit(e: Expr, params: Map<string, string>): string {
         return `bitcast<f32>(lits[(${base}u + u32(h)) >> 2u][(${base}u + u32(h)) & 3u])`;
       }
       return `${params.get(exprKey(e))}[h]`;
+    case "lookup":
+    case "searchSorted":
+      return `${tableFunction(e.op, e.values)}(${emit(e.a, params)})`;
     case "select": {
       const float = typeOf(e) === "float";
       const branch = (x: Expr) => float ? asFloat(x, params) : emit(x, params);
@@ -168,7 +220,8 @@ function emit(e: Expr, params: Map<string, string>): string {
  *   (declared by the caller) and their values appended to the table, in emission order.
  * @returns `fn name(b: i32, h: i32, q_idx: i32, kv_idx: i32, q_len: i32, kv_len: i32, score: f32) -> T`
  *   where `T` is `bool` for bool Exprs and `f32` otherwise, preceded by the helpers it calls
- *   (named `name_min`, `name_max`, `name_tanh`).
+ *   (named `name_min`, `name_max`, `name_tanh`, and `name_lookup_N` / `name_search_N` per
+ *   distinct table).
  * @throws {TypeError} If `e` is not a well-formed Expr or `table` not a literal table.
  * @throws {RangeError} If `name` is not a WGSL identifier.
  * @example
@@ -185,7 +238,11 @@ export function toWgsl(name: string, e: Expr, table?: LiteralTable): string {
   }
   assertExpr(e, "generate WGSL", "e");
   if (table !== undefined) assertTable(table, "generate WGSL");
-  activeTable = table, activeName = name, helpers = new Set();
+  activeTable = table,
+    activeName = name,
+    helpers = new Set(),
+    tables = new Map(),
+    tableSources = [];
   try {
     return emitFunction(name, e);
   } finally {
@@ -208,8 +265,8 @@ function emitFunction(name: string, e: Expr): string {
   }).join("");
   const returns = typeOf(e) === "bool" ? "bool" : "f32";
   const value = returns === "f32" ? asFloat(e, params) : emit(e, params);
-  return `${
-    [...helpers].map((op) => helperSource(name, op)).join("")
+  return `${[...helpers].map((op) => helperSource(name, op)).join("")}${
+    tableSources.join("")
   }fn ${name}(b: i32, h: i32, q_idx: i32, kv_idx: i32, q_len: i32, kv_len: i32, score: f32) -> ${returns} {
 ${locals}  _ = b; _ = h; _ = q_idx; _ = kv_idx; _ = q_len; _ = kv_len; _ = score;
   return ${value};
