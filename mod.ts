@@ -14,6 +14,7 @@
  * @module
  */
 export * from "./core/mod.ts";
+export * from "./variants/mod.ts";
 export * from "./backends/backend.ts";
 export * from "./backends/create_backend.ts";
 export * from "./attend.ts";

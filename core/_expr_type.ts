@@ -1,7 +1,8 @@
 /**
  * Structural and type checking of Expr trees, including hand-built ones: every node must have a
  * known op and well-formed fields (known variable names, finite literals, non-empty finite
- * head parameters, int tables within limits), and operand types must fit. Results are cached per frozen node.
+ * head parameters, int tables within limits), and operand types must fit. Results are cached
+ * per frozen node.
  * @module
  */
 import type { Expr, ExprType } from "./expr.ts";

@@ -27,7 +27,8 @@ import { perHead } from "./_args.ts";
  * ```ts
  * import { evaluate } from "@attend/attend/core";
  * import { prefixLM } from "@attend/attend/variants";
- * const at = (i: number, j: number) => evaluate(prefixLM(2), { qIdx: i, kvIdx: j, qLen: 4, kvLen: 4 });
+ * const at = (i: number, j: number) =>
+ *   evaluate(prefixLM(2), { qIdx: i, kvIdx: j, qLen: 4, kvLen: 4 });
  * if (!at(0, 1) || at(2, 3) || !at(3, 3)) throw new Error("prefix then causal");
  * ```
  */

@@ -26,7 +26,9 @@ import { perHead } from "./_args.ts";
  * ```ts
  * import { evaluate } from "@attend/attend/core";
  * import { slidingWindow } from "@attend/attend/variants";
- * const at = (i: number, j: number, h = 0) => evaluate(slidingWindow([1, 4]), { h, qIdx: i, kvIdx: j, qLen: 8, kvLen: 8 });
+ * const m = slidingWindow([1, 4]);
+ * const at = (i: number, j: number, h = 0) =>
+ *   evaluate(m, { h, qIdx: i, kvIdx: j, qLen: 8, kvLen: 8 });
  * if (at(5, 4) || !at(5, 5) || !at(5, 2, 1) || at(5, 1, 1)) throw new Error("per-head windows");
  * ```
  */
