@@ -21,6 +21,7 @@ import {
 import { attend } from "../attend.ts";
 import { registerBackend } from "../backends/backend.ts";
 import { createWebGpuBackend, type WebGpuBackend } from "../backends/webgpu/mod.ts";
+import { createCpuBackend } from "../backends/cpu/mod.ts";
 import { type BadInput, type Fixture, row } from "./_bad_inputs.ts";
 
 const hand = (x: unknown) => x as never;
@@ -47,6 +48,12 @@ export const BACKEND_BAD_INPUTS: readonly BadInput[] = [
   // createWebGpuBackend()
   row("createWebGpuBackend()", "misspelt option, before acquiring a device", () => createWebGpuBackend(hand({ flashTiles: { q: 64, kv: 64 } })), TypeError, 'options key must be one of flashTile, flashKeysPerThread, flashUnroll', '"flashTiles" (did you mean "flashTile"?)', "webgpu"),
   row("createWebGpuBackend()", "keys per invocation other than 4 or 8", () => createWebGpuBackend(hand({ flashKeysPerThread: 6 })), RangeError, "flashKeysPerThread must be 4 or 8", "current value is 6", "webgpu"),
+  // createCpuBackend()
+  row("createCpuBackend()", "misspelt option", () => createCpuBackend(hand({ kernel: "typescript" })), TypeError, "options key must be one of kernels, threads", '"kernel" (did you mean "kernels"?)', "cpu"),
+  row("createCpuBackend()", "unknown kernel path", () => createCpuBackend(hand({ kernels: "wasm" })), RangeError, "options.kernels must be one of auto, wasm-relaxed-simd, wasm-simd, typescript", 'current value is "wasm"', "cpu"),
+  row("createCpuBackend()", "thread count that is not a positive integer", () => createCpuBackend({ threads: 1.5 }), RangeError, "options.threads must be an integer in 1..64", "current value is 1.5", "cpu"),
+  row("createCpuBackend()", "threads with the TypeScript kernels", () => createCpuBackend({ kernels: "typescript", threads: 2 }), RangeError, "options.threads above 1 needs WebAssembly kernels", "current value is 2", "cpu"),
+  row("createCpuBackend()", "threads given as a string", () => createCpuBackend(hand({ threads: "2" })), TypeError, "options.threads must be a number", '"2"', "cpu"),
   // tensor()
   row("backend.tensor()", "shape given as a number", (f) => f.backend.tensor([1], hand(4)), TypeError, "shape must be an array", "current value is 4"),
   row("backend.tensor()", "NaN shape entry, named as the shape", (f) => f.backend.tensor([1], [NaN]), RangeError, "shape[0] must be a non-negative integer", "NaN"),

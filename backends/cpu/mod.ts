@@ -29,9 +29,10 @@ import {
 } from "../_check_inputs.ts";
 import { checkOptions } from "../../core/_check.ts";
 import { runFlash } from "./_flash.ts";
-import { createWasmEngine, detectKernelPath, type WasmEngine } from "./wasm/_engine.ts";
+import { detectKernelPath } from "./wasm/_engine.ts";
 import type { CpuKernelPath } from "./wasm/_micro_kernels.ts";
-import { runFlashWasm } from "./wasm/_flash_wasm.ts";
+import { createFlashRunner } from "./wasm/_runner.ts";
+import { threadsAvailable } from "./wasm/_threads.ts";
 import { kernelContext } from "./_kernel_context.ts";
 import { runMaterialized } from "./_materialized.ts";
 import { gatherStrided } from "../_strided.ts";
@@ -47,6 +48,8 @@ export interface CpuCaps extends BackendCaps {
   readonly simd: boolean;
   /** Whether it validates relaxed SIMD (fused multiply-add). */
   readonly relaxedSimd: boolean;
+  /** Threads a large flash run uses, the caller included (1: none started). */
+  readonly threads: number;
 }
 
 /** The best path this runtime supports, found once. */
@@ -59,7 +62,7 @@ const FLASH_TILES: Record<CpuKernelPath, { q: number; kv: number }> = {
   "wasm-relaxed-simd": { q: 64, kv: 64 },
 };
 
-function capsFor(engine: CpuKernelPath): CpuCaps {
+function capsFor(engine: CpuKernelPath, threads: number): CpuCaps {
   return Object.freeze({
     backend: "cpu",
     families: Object.freeze(["materialized", "flash"] as const),
@@ -73,6 +76,7 @@ function capsFor(engine: CpuKernelPath): CpuCaps {
     engine,
     simd: detectedPath !== "typescript",
     relaxedSimd: detectedPath === "wasm-relaxed-simd",
+    threads,
   });
 }
 
@@ -87,7 +91,7 @@ function capsFor(engine: CpuKernelPath): CpuCaps {
  * console.log(cpuCaps.engine); // "wasm-relaxed-simd" where the runtime has relaxed SIMD
  * ```
  */
-export const cpuCaps: CpuCaps = capsFor(detectedPath);
+export const cpuCaps: CpuCaps = capsFor(detectedPath, defaultThreads(detectedPath));
 
 /** Options of `createCpuBackend()`. */
 export interface CpuBackendOptions {
@@ -96,9 +100,37 @@ export interface CpuBackendOptions {
    * plain reference kernels; a WebAssembly path to require it.
    */
   readonly kernels?: "auto" | CpuKernelPath;
+  /**
+   * Threads a large flash run may use, the caller included. Default: the runtime's
+   * `navigator.hardwareConcurrency` (at most 8) where Web Workers, blob URLs and shared memory
+   * exist, else 1. Workers start on the first run that uses them and stop after 250 ms idle or
+   * at `dispose()`. Results are bit-identical whatever the count.
+   */
+  readonly threads?: number;
+}
+
+/** The default thread count for a path. */
+function defaultThreads(path: CpuKernelPath): number {
+  if (path === "typescript" || !threadsAvailable()) return 1;
+  return Math.max(1, Math.min(8, globalThis.navigator?.hardwareConcurrency ?? 1));
 }
 
 const KERNEL_CHOICES = ["auto", "wasm-relaxed-simd", "wasm-simd", "typescript"];
+
+function chooseThreads(path: CpuKernelPath, threads: number | undefined): number {
+  if (threads === undefined) return defaultThreads(path);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
+    throw new RangeError(
+      `Cannot create CPU backend: options.threads must be an integer in 1..64, current value is ${threads}`,
+    );
+  }
+  if (threads > 1 && (path === "typescript" || !threadsAvailable())) {
+    throw new RangeError(
+      `Cannot create CPU backend: options.threads above 1 needs WebAssembly kernels, Web Workers and shared memory (kernels ${path}), current value is ${threads}`,
+    );
+  }
+  return threads;
+}
 
 function chooseEngine(kernels: CpuBackendOptions["kernels"] = "auto"): CpuKernelPath {
   if (!KERNEL_CHOICES.includes(kernels)) {
@@ -162,14 +194,13 @@ function allocate(dtype: DType, elements: number, shape: readonly number[]) {
  * ```
  */
 export function createCpuBackend(options?: CpuBackendOptions): Backend {
-  const { kernels } = checkOptions("create CPU backend", "options", options, { kernels: "string" });
-  const engineName = chooseEngine(kernels);
-  const caps = capsFor(engineName);
-  let engine: WasmEngine | undefined;
-  const wasm = () => {
-    if (engineName === "typescript") return undefined;
-    return engine ??= createWasmEngine(engineName);
-  };
+  const { kernels, threads } = checkOptions("create CPU backend", "options", options, {
+    kernels: "string",
+    threads: "number",
+  });
+  const engine = chooseEngine(kernels);
+  const caps = capsFor(engine, chooseThreads(engine, threads));
+  const runner = engine === "typescript" ? undefined : createFlashRunner(engine, caps.threads);
   const owner = {};
   let disposed = false;
   const storageOf = (t: Tensor, role: string) => {
@@ -216,7 +247,6 @@ export function createCpuBackend(options?: CpuBackendOptions): Backend {
       checkOpen(disposed, "cpu");
       assertPlan(plan, caps);
     },
-    // deno-lint-ignore require-await
     async run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs> {
       checkOpen(disposed, "cpu");
       assertPlan(plan, caps);
@@ -224,8 +254,7 @@ export function createCpuBackend(options?: CpuBackendOptions): Backend {
       const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
       const ctx = kernelContext(plan, io);
       const probs = plan.outputs.probs ? new Float32Array(batch * heads * qLen * kvLen) : undefined;
-      const kernels = plan.family === "flash" ? wasm() : undefined;
-      if (kernels) runFlashWasm(ctx, io, kernels);
+      if (plan.family === "flash" && runner) await runner.run(ctx, io);
       else if (plan.family === "flash") runFlash(ctx);
       else runMaterialized(ctx, probs);
       return {
@@ -241,7 +270,7 @@ export function createCpuBackend(options?: CpuBackendOptions): Backend {
     },
     dispose(): void {
       disposed = true;
-      engine = undefined;
+      runner?.dispose();
     },
   };
 }

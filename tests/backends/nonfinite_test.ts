@@ -13,8 +13,9 @@ import { type MaskCase, problemData, type ScoreModCase, type Shape } from "../_a
 import { roundF16, runProblem } from "../_run.ts";
 import { gpu } from "../_webgpu.ts";
 
-const cpu = createCpuBackend();
-const backends: Backend[] = gpu ? [cpu, gpu] : [cpu];
+// Both CPU paths: the WebAssembly kernels and the TypeScript reference.
+const cpus = [createCpuBackend(), createCpuBackend({ kernels: "typescript" })];
+const backends: Backend[] = gpu ? [...cpus, gpu] : cpus;
 
 type Data = { q: Float32Array; k: Float32Array; v: Float32Array };
 
@@ -220,7 +221,7 @@ const cases: Case[] = [
 const RELATIVE = { f32: 1e-5, f16: 2 ** -10 };
 
 for (const backend of backends) {
-  Deno.test(`${backend.name} non-finite data: the documented semantics, per case`, async (t) => {
+  Deno.test(`${backend.name} (${backend.caps.engine}) non-finite data: the documented semantics, per case`, async (t) => {
     for (const c of cases) {
       for (const dtype of ["f32", "f16"] as const) {
         for (const family of ["flash", "materialized"] as const) {
@@ -251,7 +252,7 @@ for (const backend of backends) {
     }
   });
 
-  Deno.test(`${backend.name} probabilities: hidden keys 0 even in a NaN row, visible keys NaN`, async () => {
+  Deno.test(`${backend.name} (${backend.caps.engine}) probabilities: hidden keys 0 even in a NaN row, visible keys NaN`, async () => {
     const data = problemData(shape, 5);
     data.q[qRow(0, 4)] = NaN;
     data.k.fill(NaN, kRow(0, 15), kRow(0, 16));

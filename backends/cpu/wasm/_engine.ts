@@ -11,7 +11,7 @@ import {
 } from "./_micro_kernels.ts";
 
 /** Pages of 64 KiB: wasm32 addresses at most 4 GiB. */
-const MAX_PAGES = 65536;
+export const MAX_PAGES = 65536;
 const PAGE = 65536;
 
 /** Micro-kernels bound to a memory. */

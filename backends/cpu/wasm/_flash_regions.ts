@@ -29,6 +29,8 @@ export interface FlashRegions {
   readonly finite: number;
   readonly out: number;
   readonly lse: number;
+  /** The task counter, one i32. */
+  readonly counter: number;
   /** First scratch block; thread `t` uses `scratch + t · scratchBytes`. */
   readonly scratch: number;
   readonly scratchBytes: number;
@@ -65,6 +67,7 @@ export function flashRegions(plan: KernelPlan, threads: number): FlashRegions {
   const scores = 0, acc = roundUp(4 * tileRows * tileCols, 16);
   const stats = acc + 4 * tileRows * valueCols;
   const scratchBytes = roundUp(stats + 8 * tileRows, 16);
+  const counter = take(4);
   const scratch = take(threads * scratchBytes);
   return {
     tileQ,
@@ -80,6 +83,7 @@ export function flashRegions(plan: KernelPlan, threads: number): FlashRegions {
     finite,
     out,
     lse,
+    counter,
     scratch,
     scratchBytes,
     scores,

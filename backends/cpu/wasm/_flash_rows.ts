@@ -19,7 +19,8 @@ export interface FlashRowsContext {
   /** A view of the whole WebAssembly memory. */
   readonly memory: Float32Array;
   readonly plan: KernelPlan;
-  readonly layout: BlockLayout;
+  /** The plan's block layout (tile rows, columns and kinds). */
+  readonly layout: Pick<BlockLayout, "rows" | "cols" | "kinds">;
   readonly regions: FlashRegions;
   readonly mask?: CompiledExpr;
   readonly scoreMod?: CompiledExpr;

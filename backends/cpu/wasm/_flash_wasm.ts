@@ -1,41 +1,68 @@
 /**
  * The CPU flash kernel on WebAssembly SIMD micro-kernels: pack every head once, run the
- * query-tile rows, copy the f32 results out. TypeScript keeps masks, layouts and orchestration.
+ * query-tile rows (on kernel threads too when the run is large enough to pay for them), copy the
+ * f32 results out. TypeScript keeps masks, layouts and orchestration.
  * @module
  */
+import { BlockKind } from "../../../core/classify_blocks.ts";
 import { compileExpr } from "../../../core/evaluate.ts";
-import { planLayout } from "../../../core/lower.ts";
+import { type KernelPlan, planLayout } from "../../../core/lower.ts";
 import type { RunInputs } from "../../backend.ts";
 import type { KernelContext } from "../_kernel_context.ts";
 import type { WasmEngine } from "./_engine.ts";
 import { packFlashInputs } from "./_flash_pack.ts";
 import { flashRegions } from "./_flash_regions.ts";
-import { runFlashRows } from "./_flash_rows.ts";
+import type { FlashRowsContext } from "./_flash_rows.ts";
+import { runTasks } from "./_flash_tasks.ts";
+import type { KernelThreads } from "./_threads.ts";
 
-/** Runs the flash kernel of `ctx.plan` on one thread into `ctx.out` / `ctx.lse`. */
-export function runFlashWasm(ctx: KernelContext, io: RunInputs, engine: WasmEngine): void {
-  const { plan } = ctx;
-  const { batch, heads, qLen, valueDim } = plan.sizes;
+/** Below this many FLOPs a run stays on the calling thread: waking workers costs more. */
+export const THREAD_MIN_FLOPS = 2 ** 27;
+
+/** FLOPs of the tiles a plan visits. */
+export function visitedFlops(plan: KernelPlan): number {
+  const { batch, heads, headDim, valueDim } = plan.sizes;
   const layout = planLayout(plan);
-  const regions = flashRegions(plan, 1);
+  let tiles = 0;
+  for (const kind of layout.kinds) if (kind !== BlockKind.empty) tiles++;
+  return 2 * batch * heads * tiles * layout.tileQ * layout.tileKv * (headDim + valueDim);
+}
+
+/** Runs the flash kernel of `ctx.plan` into `ctx.out` / `ctx.lse`. */
+export async function runFlashWasm(
+  ctx: KernelContext,
+  io: RunInputs,
+  engine: WasmEngine,
+  threads?: KernelThreads,
+): Promise<void> {
+  const { plan } = ctx;
+  const { batch, heads, qLen, kvLen, headDim, valueDim } = plan.sizes;
+  const layout = planLayout(plan);
+  const threaded = threads !== undefined && threads.count > 1 &&
+    visitedFlops(plan) >= THREAD_MIN_FLOPS;
+  const regions = flashRegions(plan, threaded ? threads.count : 1);
   const memory = engine.reserve(regions.bytes);
   packFlashInputs(memory, plan, regions, io);
-  const rows = {
-    kernels: engine.kernels({
-      headDim: plan.sizes.headDim,
-      tileCols: regions.tileCols,
-      valueCols: regions.valueCols,
-    }),
+  const rows: FlashRowsContext = {
+    kernels: engine.kernels({ headDim, tileCols: regions.tileCols, valueCols: regions.valueCols }),
     memory,
     plan,
     layout,
     regions,
     mask: plan.mask && compileExpr(plan.mask),
     scoreMod: plan.scoreMod && compileExpr(plan.scoreMod),
-    env: { b: 0, h: 0, qIdx: 0, kvIdx: 0, qLen, kvLen: plan.sizes.kvLen, score: 0 },
+    env: { b: 0, h: 0, qIdx: 0, kvIdx: 0, qLen, kvLen, score: 0 },
   };
-  for (let b = 0; b < batch; b++) {
-    for (let h = 0; h < heads; h++) runFlashRows(rows, b, h, 0, layout.rows, 0);
+  const counter = new Int32Array(memory.buffer, regions.counter, 1);
+  Atomics.store(counter, 0, 0);
+  if (threaded) {
+    const { rows: tileRows, cols, kinds } = layout;
+    await threads.run(
+      { kind: "run", plan, layout: { rows: tileRows, cols, kinds }, regions },
+      () => runTasks(rows, counter, 0),
+    );
+  } else {
+    runTasks(rows, counter, 0);
   }
   const outAt = regions.out / 4, lseAt = regions.lse / 4;
   ctx.out.set(memory.subarray(outAt, outAt + batch * heads * qLen * valueDim));

@@ -1,0 +1,73 @@
+/**
+ * A CPU kernel thread. It runs from a bundled copy (`_worker_bundle.ts`, made by
+ * `deno task bundle:worker`) loaded through a blob URL, so starting it needs no read, net or
+ * import permission. It shares the caller's WebAssembly memory, claims tasks of a packed flash
+ * run from the shared counter, and reports when none is left.
+ * @module
+ */
+import { compileExpr } from "../../../core/evaluate.ts";
+import type { KernelPlan } from "../../../core/lower.ts";
+import { createWasmEngine, type WasmEngine } from "./_engine.ts";
+import type { FlashRegions } from "./_flash_regions.ts";
+import { runTasks } from "./_flash_tasks.ts";
+import type { CpuKernelPath } from "./_micro_kernels.ts";
+
+/** Messages a thread receives. */
+export type ThreadRequest =
+  | {
+    readonly kind: "init";
+    readonly path: Exclude<CpuKernelPath, "typescript">;
+    readonly memory: WebAssembly.Memory;
+  }
+  | {
+    readonly kind: "run";
+    readonly plan: KernelPlan;
+    readonly layout: { rows: number; cols: number; kinds: Uint8Array };
+    readonly regions: FlashRegions;
+    readonly thread: number;
+  };
+
+/** What a thread answers to a run: done, or the error's message. */
+export type ThreadReply = { readonly ok: true } | { readonly ok: false; readonly error: string };
+
+let engine: WasmEngine | undefined;
+
+function handle(request: ThreadRequest): ThreadReply | undefined {
+  if (request.kind === "init") {
+    engine = createWasmEngine(request.path, request.memory);
+    return undefined;
+  }
+  if (!engine) throw new Error("thread used before init");
+  const { plan, layout, regions, thread } = request;
+  const memory = engine.reserve(regions.bytes);
+  const { headDim, qLen, kvLen } = plan.sizes;
+  runTasks(
+    {
+      kernels: engine.kernels({
+        headDim,
+        tileCols: regions.tileCols,
+        valueCols: regions.valueCols,
+      }),
+      memory,
+      plan,
+      layout,
+      regions,
+      mask: plan.mask && compileExpr(plan.mask),
+      scoreMod: plan.scoreMod && compileExpr(plan.scoreMod),
+      env: { b: 0, h: 0, qIdx: 0, kvIdx: 0, qLen, kvLen, score: 0 },
+    },
+    new Int32Array(memory.buffer, regions.counter, 1),
+    thread,
+  );
+  return { ok: true };
+}
+
+self.onmessage = (event: MessageEvent<ThreadRequest>) => {
+  let reply: ThreadReply | undefined;
+  try {
+    reply = handle(event.data);
+  } catch (error) {
+    reply = { ok: false, error: error instanceof Error ? error.message : String(error) };
+  }
+  if (reply) self.postMessage(reply);
+};
