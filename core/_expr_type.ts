@@ -35,8 +35,11 @@ const FLOAT_UNARY = new Set(["tanh", "exp", "log", "float"]);
 const TABLE = new Set(["lookup", "searchSorted"]);
 const OPS = ["var", "lit", "headParam", "select", ...TABLE, ...BINARY, ...UNARY];
 
-/** The most entries a `lookup` or `searchSorted` table holds (64 KiB of 32-bit words). */
-export const MAX_TABLE = 16384;
+/**
+ * The most entries a `lookup` or `searchSorted` table holds: 32 KiB of 32-bit words, half of the
+ * uniform block WebGPU guarantees (a plan's tables and literals share it).
+ */
+export const MAX_TABLE = 8192;
 /** Table entries are positions or indices: integers in `-TABLE_RANGE..TABLE_RANGE` (2^30). */
 export const TABLE_RANGE = 2 ** 30;
 

@@ -159,7 +159,7 @@ export function headParam(values: readonly number[]): Expr {
  * the values in their uniform block, so tables of equal length share one pipeline; a plan's
  * literals and tables together must fit the device's uniform binding (64 KiB by default).
  *
- * @param values Integers in -2^30..2^30, at most 16384 of them.
+ * @param values Integers in -2^30..2^30, at most 8192 of them.
  * @param index An int Expr.
  * @returns An int node.
  * @throws {TypeError} If `values` is not an array of numbers or `index` not an int Expr.
@@ -182,7 +182,7 @@ export function lookup(values: readonly number[], index: ExprLike): Expr {
  * segments' ends. Monotone in `x`, so tile classification bounds it exactly; kernels run a binary
  * search over values in their uniform block (limits as for `lookup`).
  *
- * @param sorted Non-decreasing integers in -2^30..2^30, at most 16384 of them.
+ * @param sorted Non-decreasing integers in -2^30..2^30, at most 8192 of them.
  * @param x An int Expr.
  * @returns An int node in `0..sorted.length`.
  * @throws {TypeError} If `sorted` is not an array of numbers or `x` not an int Expr.

@@ -18,6 +18,7 @@ import {
   sub,
 } from "../core/expr.ts";
 import { assertInteger, fail, MAX_SIZE } from "../core/_check.ts";
+import { MAX_TABLE } from "../core/_expr_type.ts";
 import { checkKeys, floorDiv } from "./_args.ts";
 
 /** Options of `bigBird`; every count is in blocks. */
@@ -35,9 +36,6 @@ export interface BigBirdOptions {
   /** Positions the random layout covers: draws are made for `⌈length/block⌉` query blocks. */
   readonly length: number;
 }
-
-/** The most random draws (the size of one table). */
-const MAX_DRAWS = 16384;
 
 /**
  * BigBird (Zaheer et al., 2020), in blocks of `block` positions: a query block sees its
@@ -63,7 +61,7 @@ const MAX_DRAWS = 16384;
  * @returns A bool Expr.
  * @throws {TypeError} If `options` is not an object with known keys, or a field not a number.
  * @throws {RangeError} If a field is out of range, or the draws (query blocks × randomBlocks)
- * exceed 16384.
+ * exceed 8192.
  * @example
  * ```ts
  * import { evaluate } from "@attend/attend/core";
@@ -97,8 +95,8 @@ export function bigBird(options: BigBirdOptions): Expr {
   assertInteger(seed, context, "options.seed", -(2 ** 31), 2 ** 32 - 1);
   assertInteger(length, context, "options.length", 1, MAX_SIZE);
   const blocks = Math.ceil(length / block);
-  if (blocks * randomBlocks > MAX_DRAWS) {
-    const want = `at most ${MAX_DRAWS} random draws (⌈length/block⌉·randomBlocks)`;
+  if (blocks * randomBlocks > MAX_TABLE) {
+    const want = `at most ${MAX_TABLE} random draws (⌈length/block⌉·randomBlocks)`;
     fail("range", context, "options.randomBlocks", want, randomBlocks);
   }
   const [qBlock, kvBlock] = [floorDiv(qPos, block), div(kvIdx, block)];

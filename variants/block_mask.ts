@@ -19,6 +19,7 @@ import {
   qIdx,
 } from "../core/expr.ts";
 import { assertArray, assertInteger, checkOptions, fail, MAX_SIZE } from "../core/_check.ts";
+import { MAX_TABLE } from "../core/_expr_type.ts";
 
 /** Tile sizes of `blockMask`. */
 export interface BlockMaskOptions {
@@ -27,9 +28,6 @@ export interface BlockMaskOptions {
   /** Key rows per tile. */
   readonly tileKv: number;
 }
-
-/** The most tiles over all heads (the size of one table). */
-const MAX_TILES = 16384;
 
 /**
  * A block mask given as data: `tiles[r][c]` says whether query rows `r·tileQ … (r+1)·tileQ - 1`
@@ -48,7 +46,7 @@ const MAX_TILES = 16384;
  * ```
  *
  * @param tiles A non-empty matrix of booleans (rows of equal length), or one per query head
- * (all of one shape); at most 16384 tiles in all.
+ * (all of one shape); at most 8192 tiles in all.
  * @param options `tileQ` and `tileKv`, positive integers (at most 2^30).
  * @returns A bool Expr.
  * @throws {TypeError} If `tiles` is not a matrix (or list of matrices) of booleans, or `options`
@@ -100,8 +98,8 @@ export function blockMask(
         const want = m || r ? `${cols}, as ${perHead ? "tiles[0][0]" : "tiles[0]"}` : "positive";
         fail("range", context, `${field}[${r}].length`, want, row.length);
       }
-      if (flags.length + row.length > MAX_TILES) {
-        fail("range", context, "tiles", `at most ${MAX_TILES} tiles in all`, tiles);
+      if (flags.length + row.length > MAX_TABLE) {
+        fail("range", context, "tiles", `at most ${MAX_TABLE} tiles in all`, tiles);
       }
       row.forEach((t, c) => {
         if (typeof t !== "boolean") fail("type", context, `${field}[${r}][${c}]`, "a boolean", t);

@@ -18,9 +18,7 @@ import {
   searchSorted,
 } from "../core/expr.ts";
 import { assertArray, assertInteger, fail, MAX_SIZE } from "../core/_check.ts";
-
-/** Documents in all, over every batch element (the size of one table). */
-const MAX_DOCUMENTS = 16384;
+import { MAX_TABLE } from "../core/_expr_type.ts";
 
 /**
  * Packed sequences: documents of the given lengths laid end to end, each query seeing only the
@@ -42,7 +40,7 @@ const MAX_DOCUMENTS = 16384;
  * stays small for any count; tiles inside one document classify as full.
  *
  * @param lengths Positive integers, or one non-empty list of them per batch element; at most
- * 16384 documents and 2^30 positions in all (per-batch lists: batch elements times the longest
+ * 8192 documents and 2^30 positions in all (per-batch lists: batch elements times the longest
  * total, plus one each).
  * @returns A bool Expr.
  * @throws {TypeError} If `lengths` is not an array of numbers or of arrays of numbers.
@@ -86,8 +84,8 @@ export function documents(lengths: readonly number[] | readonly (readonly number
     );
   }
   const ends = lists.flatMap((list, i) => list.map((end) => i * stride + end));
-  if (ends.length > MAX_DOCUMENTS) {
-    fail("range", context, "lengths", `at most ${MAX_DOCUMENTS} documents`, ends.length);
+  if (ends.length > MAX_TABLE) {
+    fail("range", context, "lengths", `at most ${MAX_TABLE} documents`, ends.length);
   }
   const doc = (x: Expr) => searchSorted(ends, add(mul(b, stride), min(x, stride - 1)));
   return and(ge(qPos, 0), lt(qPos, lookup(totals, b)), eq(doc(qPos), doc(kvIdx)));
@@ -95,8 +93,8 @@ export function documents(lengths: readonly number[] | readonly (readonly number
 
 /** The running totals of a list of positive lengths: each document's end. */
 function cumulative(list: readonly unknown[], context: string, field: string): number[] {
-  if (list.length > MAX_DOCUMENTS) {
-    fail("range", context, `${field}.length`, `at most ${MAX_DOCUMENTS}`, list.length);
+  if (list.length > MAX_TABLE) {
+    fail("range", context, `${field}.length`, `at most ${MAX_TABLE}`, list.length);
   }
   let total = 0;
   return list.map((n, i) => {

@@ -4,9 +4,7 @@
  */
 import { type Expr, kvIdx, ne, or, qPos, searchSorted, sub } from "../core/expr.ts";
 import { assertArray, assertInteger, fail, MAX_SIZE } from "../core/_check.ts";
-
-/** The most global positions (the size of one table). */
-const MAX_GLOBALS = 16384;
+import { MAX_TABLE } from "../core/_expr_type.ts";
 
 /**
  * Global tokens, as in Longformer: a query at one of `positions` sees every key, and a key at one
@@ -22,7 +20,7 @@ const MAX_GLOBALS = 16384;
  * 0 1 0 0
  * ```
  *
- * @param positions Distinct non-negative integers (at most 2^30), in any order; at most 16384.
+ * @param positions Distinct non-negative integers (at most 2^30), in any order; at most 8192.
  * @returns A bool Expr.
  * @throws {TypeError} If `positions` is not an array of numbers.
  * @throws {RangeError} If it is empty or too long, or holds a repeat or a value out of range.
@@ -39,8 +37,8 @@ export function globalTokens(positions: readonly number[]): Expr {
   const context = "create global tokens";
   assertArray(positions, context, "positions", "an array of integers");
   if (positions.length === 0) fail("range", context, "positions", "non-empty", positions);
-  if (positions.length > MAX_GLOBALS) {
-    fail("range", context, "positions.length", `at most ${MAX_GLOBALS}`, positions.length);
+  if (positions.length > MAX_TABLE) {
+    fail("range", context, "positions.length", `at most ${MAX_TABLE}`, positions.length);
   }
   positions.forEach((p, i) => assertInteger(p, context, `positions[${i}]`, 0, MAX_SIZE));
   const sorted = [...positions].sort((x, y) => x - y);

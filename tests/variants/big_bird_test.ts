@@ -60,7 +60,7 @@ Deno.test("bigBird() refuses too many draws and a missing length by name", () =>
   assertThrows(
     () => bigBird({ window: 1, globals: 0, randomBlocks: 3, block: 1, seed: 0, length: 10000 }),
     RangeError,
-    "options.randomBlocks must be at most 16384 random draws",
+    "options.randomBlocks must be at most 8192 random draws",
   );
   assertThrows(
     () => bigBird({ window: 1, globals: 0, randomBlocks: 1, block: 1, seed: 0 } as never),
