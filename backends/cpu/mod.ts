@@ -58,8 +58,8 @@ const detectedPath = detectKernelPath();
 /** Flash tiles per path: the WebAssembly kernels amortize packing over larger tiles. */
 const FLASH_TILES: Record<CpuKernelPath, { q: number; kv: number }> = {
   "typescript": { q: 16, kv: 128 },
-  "wasm-simd": { q: 64, kv: 64 },
-  "wasm-relaxed-simd": { q: 64, kv: 64 },
+  "wasm-simd": { q: 64, kv: 128 },
+  "wasm-relaxed-simd": { q: 64, kv: 128 },
 };
 
 function capsFor(engine: CpuKernelPath, threads: number): CpuCaps {

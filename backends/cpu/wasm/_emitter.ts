@@ -93,6 +93,7 @@ const SIMD = {
   "i32x4.trunc_sat_f32x4_s": 0xf8,
   "f32x4.convert_i32x4_u": 0xfb,
   "f32x4.relaxed_madd": 0x105,
+  "f32x4.relaxed_nmadd": 0x106,
 } as const;
 
 /** Loads and stores: opcode bytes and natural alignment (log2). */

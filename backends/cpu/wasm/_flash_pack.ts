@@ -8,7 +8,9 @@
 import type { KernelPlan } from "../../../core/lower.ts";
 import type { TensorDesc } from "../../../core/tensor_desc.ts";
 import type { RunInputs, Tensor } from "../../backend.ts";
-import { gatherStrided } from "../../_strided.ts";
+import { gatherStrided, mergedDims } from "../../_strided.ts";
+import { numel } from "../../../core/tensor_desc.ts";
+import type { MicroKernels } from "./_micro_kernels.ts";
 import { dataOf } from "../_storage.ts";
 import type { FlashRegions } from "./_flash_regions.ts";
 
@@ -25,12 +27,44 @@ function headDesc(t: Tensor, b: number, h: number): TensorDesc {
 }
 
 /**
+ * Gathers head `(b, h)` of `t` as f32 rows into the staging region and returns that view. f16
+ * heads whose rows are contiguous are copied as bits and widened by the `widenF16`
+ * micro-kernel; other views are gathered run by run.
+ */
+function stageHead(
+  memory: Float32Array,
+  kernels: MicroKernels,
+  regions: FlashRegions,
+  t: Tensor,
+  b: number,
+  h: number,
+): Float32Array {
+  const desc = headDesc(t, b, h);
+  const count = numel(desc);
+  const staged = memory.subarray(regions.staging / 4, regions.staging / 4 + count);
+  const data = dataOf(t);
+  const { shape, strides } = mergedDims(desc);
+  if (
+    data instanceof Float16Array && shape.length <= 1 && (shape.length === 0 || strides[0] === 1)
+  ) {
+    const bits = new Uint16Array(data.buffer, data.byteOffset + 2 * desc.offset, count);
+    new Uint16Array(memory.buffer, regions.stagingBits, count).set(bits);
+    kernels.widenF16(regions.stagingBits, regions.staging, count);
+  } else {
+    gatherStrided(data, desc, staged);
+  }
+  return staged;
+}
+
+/**
  * Writes every head of `io` into `memory` at the offsets of `regions`.
  *
  * @param memory A view of the whole WebAssembly memory.
+ * @param kernels The run's micro-kernels (for f16 widening).
  */
 export function packFlashInputs(
   memory: Float32Array,
+  kernels: MicroKernels,
   plan: KernelPlan,
   regions: FlashRegions,
   io: RunInputs,
@@ -38,45 +72,60 @@ export function packFlashInputs(
   const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
   const { qRows, tileKv, tileCols, kvTiles, valueCols } = regions;
   const finite = new Uint8Array(memory.buffer, regions.finite, batch * kvHeads * kvTiles);
-  const keys = new Float32Array(kvLen * headDim);
-  const values = valueCols === valueDim ? undefined : new Float32Array(kvLen * valueDim);
+  finite.fill(FINITE_UNKNOWN);
   for (let b = 0; b < batch; b++) {
     for (let h = 0; h < heads; h++) {
       const at = regions.q / 4 + (b * heads + h) * qRows * headDim;
-      gatherStrided(dataOf(io.q), headDesc(io.q, b, h), memory.subarray(at, at + qLen * headDim));
+      memory.set(stageHead(memory, kernels, regions, io.q, b, h), at);
       memory.fill(0, at + qLen * headDim, at + qRows * headDim);
     }
     for (let h = 0; h < kvHeads; h++) {
       const head = b * kvHeads + h;
-      gatherStrided(dataOf(io.k), headDesc(io.k, b, h), keys);
+      const keys = stageHead(memory, kernels, regions, io.k, b, h);
       transposeTiles(keys, memory, regions.kt / 4 + head * kvTiles * headDim * tileCols, {
         kvLen,
         headDim,
         tileKv,
         tileCols,
       });
+      const values = stageHead(memory, kernels, regions, io.v, b, h);
       const v0 = regions.v / 4 + head * kvLen * valueCols;
-      if (values) {
-        gatherStrided(dataOf(io.v), headDesc(io.v, b, h), values);
+      if (valueCols === valueDim) {
+        memory.set(values, v0);
+      } else {
         for (let j = 0; j < kvLen; j++) {
           const row = v0 + j * valueCols;
           memory.set(values.subarray(j * valueDim, (j + 1) * valueDim), row);
           memory.fill(0, row + valueDim, row + valueCols);
         }
-      } else {
-        gatherStrided(
-          dataOf(io.v),
-          headDesc(io.v, b, h),
-          memory.subarray(v0, v0 + kvLen * valueCols),
-        );
-      }
-      for (let col = 0; col < kvTiles; col++) {
-        const from = v0 + col * tileKv * valueCols;
-        const to = v0 + Math.min(kvLen, (col + 1) * tileKv) * valueCols;
-        finite[head * kvTiles + col] = allFinite(memory, from, to) ? 1 : 0;
       }
     }
   }
+}
+
+/** `finite` flags: not yet checked, every value finite, some value NaN or infinite. */
+export const FINITE_UNKNOWN = 0, FINITE_YES = 1, FINITE_NO = 2;
+
+/**
+ * Whether every value of KV tile `col` (values at `v`, rows of `valueCols`) is finite, checked
+ * once per run on first use: only partial tiles ask, so unmasked runs never scan.
+ */
+export function tileFinite(
+  memory: Float32Array,
+  flags: Uint8Array,
+  col: number,
+  v: number,
+  rows: number,
+  valueCols: number,
+): boolean {
+  if (flags[col] === FINITE_UNKNOWN) {
+    let ok = true;
+    for (let i = v, end = v + rows * valueCols; i < end && ok; i++) {
+      ok = memory[i] - memory[i] === 0; // NaN and ±Infinity give NaN
+    }
+    flags[col] = ok ? FINITE_YES : FINITE_NO;
+  }
+  return flags[col] === FINITE_YES;
 }
 
 /** `[key][d]` rows into `[tile][d][key]` blocks of `tileCols` key columns, zero-padded. */
@@ -97,11 +146,4 @@ function transposeTiles(
       memory.fill(0, tile + d * tileCols + count, tile + (d + 1) * tileCols);
     }
   }
-}
-
-function allFinite(memory: Float32Array, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) {
-    if (memory[i] - memory[i] !== 0) return false; // NaN and ±Infinity give NaN
-  }
-  return true;
 }

@@ -25,8 +25,11 @@ export interface FlashRegions {
   readonly q: number;
   readonly kt: number;
   readonly v: number;
-  /** One byte per KV tile: 1 when every value in it is finite. */
+  /** One byte per KV tile: whether every value in it is finite (see `tileFinite`). */
   readonly finite: number;
+  /** One head of any input as f32 while it is packed, and its f16 bits before widening. */
+  readonly staging: number;
+  readonly stagingBits: number;
   readonly out: number;
   readonly lse: number;
   /** The task counter, one i32. */
@@ -62,6 +65,9 @@ export function flashRegions(plan: KernelPlan, threads: number): FlashRegions {
   const kt = take(4 * batch * kvHeads * kvTiles * headDim * tileCols);
   const v = take(4 * batch * kvHeads * kvLen * valueCols);
   const finite = take(batch * kvHeads * kvTiles);
+  const headElements = roundUp(Math.max(qLen * headDim, kvLen * Math.max(headDim, valueDim)), 4);
+  const staging = take(4 * headElements);
+  const stagingBits = take(plan.dtype === "f16" ? 2 * headElements : 0);
   const out = take(4 * batch * heads * qLen * valueDim);
   const lse = take(4 * batch * heads * qLen);
   const scores = 0, acc = roundUp(4 * tileRows * tileCols, 16);
@@ -81,6 +87,8 @@ export function flashRegions(plan: KernelPlan, threads: number): FlashRegions {
     kt,
     v,
     finite,
+    staging,
+    stagingBits,
     out,
     lse,
     counter,

@@ -5,13 +5,19 @@
  * depends only on its own tiles, so any split of rows across threads gives the same bits.
  * @module
  */
-import { BlockKind } from "../../../core/classify_blocks.ts";
+import {
+  BlockKind,
+  type BlockLayout,
+  type Bounds,
+  interval,
+} from "../../../core/classify_blocks.ts";
 import type { CompiledExpr, ExprEnv } from "../../../core/evaluate.ts";
-import type { BlockLayout } from "../../../core/classify_blocks.ts";
+import type { Expr } from "../../../core/expr.ts";
 import type { KernelPlan } from "../../../core/lower.ts";
 import type { FlashRegions } from "./_flash_regions.ts";
 import type { MicroKernels } from "./_micro_kernels.ts";
 import { GEMM_ROWS } from "./_gemm.ts";
+import { tileFinite } from "./_flash_pack.ts";
 
 /** Everything a thread needs to run rows of a packed flash run. */
 export interface FlashRowsContext {
@@ -69,7 +75,7 @@ export function runFlashRows(
       if (partial || ctx.scoreMod) applyExprs(ctx, scores / 4, i0, rows, j0, count, partial);
       kernels.softmax(scores, lds, rows, count, stats, acc, ldo, r.valueCols / 4);
       const vAt = vBase + j0 * ldo;
-      if (partial && !finite[col]) {
+      if (partial && !tileFinite(memory, finite, col, vAt / 4, count, r.valueCols)) {
         accumulateVisible(ctx, scores / 4, acc / 4, vAt / 4, i0, rows, j0, count);
       } else kernels.gemmValues(scores, vAt, acc, gemmRows, r.valueCols, count, 1, 1);
     }
@@ -77,7 +83,45 @@ export function runFlashRows(
   }
 }
 
-/** Masks hidden keys to -Infinity and applies the score modifier, on one score tile. */
+/** Ranges of keys at most this long are masked element by element. */
+const MASK_LEAF = 8;
+
+/**
+ * Sets the scores of hidden keys in `[from, to)` of query `i` (row at `at`) to -Infinity. A
+ * range the mask's interval bounds prove all visible or all hidden costs one bound; others are
+ * halved, so a causal or window edge costs O(log tile) bounds, not one Expr call per key.
+ */
+function maskRange(
+  ctx: FlashRowsContext,
+  mask: { expr: Expr; compiled: CompiledExpr },
+  bounds: Bounds,
+  at: number,
+  i: number,
+  from: number,
+  to: number,
+): void {
+  const { memory, env } = ctx;
+  if (to - from > MASK_LEAF) {
+    bounds.kvIdx = [from, to - 1];
+    const [lo, hi] = interval(mask.expr, bounds);
+    if (lo >= 1) return;
+    if (hi <= 0) {
+      memory.fill(-Infinity, at + from, at + to);
+      return;
+    }
+    const mid = (from + to) >> 1;
+    maskRange(ctx, mask, bounds, at, i, from, mid);
+    maskRange(ctx, mask, bounds, at, i, mid, to);
+    return;
+  }
+  env.qIdx = i;
+  for (let j = from; j < to; j++) {
+    env.kvIdx = j;
+    if (mask.compiled(env) === 0) memory[at + j] = -Infinity;
+  }
+}
+
+/** Masks hidden keys to -Infinity (partial tiles) and applies the score modifier. */
 function applyExprs(
   ctx: FlashRowsContext,
   s: number,
@@ -87,18 +131,30 @@ function applyExprs(
   count: number,
   partial: boolean,
 ): void {
-  const { memory, env, mask, scoreMod } = ctx;
+  const { memory, env, scoreMod, plan } = ctx;
   const ld = ctx.regions.tileCols;
+  const mask = partial && plan.mask && ctx.mask
+    ? { expr: plan.mask, compiled: ctx.mask }
+    : undefined;
+  const bounds: Bounds = {
+    b: [env.b ?? 0, env.b ?? 0],
+    h: [env.h ?? 0, env.h ?? 0],
+    qLen: [plan.sizes.qLen, plan.sizes.qLen],
+    kvLen: [plan.sizes.kvLen, plan.sizes.kvLen],
+  };
   for (let i = 0; i < rows; i++) {
-    const at = s + i * ld;
-    for (let t = 0; t < count; t++) {
-      env.qIdx = i0 + i, env.kvIdx = j0 + t;
-      if (partial && mask && mask(env) === 0) {
-        memory[at + t] = -Infinity;
-      } else if (scoreMod) {
-        env.score = memory[at + t];
-        memory[at + t] = scoreMod(env);
+    // Row `at` indexed by absolute key: the tile's column t is key j0 + t.
+    const at = s + i * ld - j0;
+    if (scoreMod) {
+      env.qIdx = i0 + i;
+      for (let j = j0; j < j0 + count; j++) {
+        env.kvIdx = j, env.score = memory[at + j];
+        memory[at + j] = scoreMod(env);
       }
+    }
+    if (mask) {
+      bounds.qIdx = [i0 + i, i0 + i];
+      maskRange(ctx, mask, bounds, at, i0 + i, j0, j0 + count);
     }
   }
 }

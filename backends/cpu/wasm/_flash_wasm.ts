@@ -42,9 +42,14 @@ export async function runFlashWasm(
     visitedFlops(plan) >= THREAD_MIN_FLOPS;
   const regions = flashRegions(plan, threaded ? threads.count : 1);
   const memory = engine.reserve(regions.bytes);
-  packFlashInputs(memory, plan, regions, io);
+  const kernels = engine.kernels({
+    headDim,
+    tileCols: regions.tileCols,
+    valueCols: regions.valueCols,
+  });
+  packFlashInputs(memory, kernels, plan, regions, io);
   const rows: FlashRowsContext = {
-    kernels: engine.kernels({ headDim, tileCols: regions.tileCols, valueCols: regions.valueCols }),
+    kernels,
     memory,
     plan,
     layout,

@@ -9,9 +9,8 @@ const LOG2E = 1.4426950408889634;
 const LN2_HI = 0.693359375, LN2_LO = -2.12194440e-4;
 // Adding 1.5 · 2^23 rounds to an integer and leaves it in the low mantissa bits.
 const ROUNDER = 12582912;
-// Below this exp(x) is under f32's smallest normal: the result is 0. Above the upper bound the
-// exponent trick would overflow: the result is +Infinity.
-const EXP_MIN = -87.33654, EXP_MAX = 88.37626;
+// Below this exp(x) is under f32's smallest normal: the result is 0.
+const EXP_MIN = -87.33654;
 // Degree-6 minimax polynomial for exp on [-ln2/2, ln2/2] (Cephes expf), error about 1 ulp.
 const EXP_POLY = [
   1.9875691500e-4,
@@ -38,8 +37,6 @@ const EXP_CONSTANTS = {
   ln2Lo: LN2_LO,
   one: 1,
   min: EXP_MIN,
-  max: EXP_MAX,
-  infinity: Infinity,
 };
 
 /**
@@ -67,8 +64,8 @@ function emitHornerStep(f: FunctionWriter, relaxed: boolean, acc: Local, x: Loca
 }
 
 /**
- * Emits `x = exp(x)` on an f32x4: `2^n · p(r)` with `x = n·ln2 + r`. About 1 ulp; NaN stays
- * NaN; arguments below `EXP_MIN` give 0, above `EXP_MAX` +Infinity.
+ * Emits `x = exp(x)` on an f32x4 for `x <= 0` (softmax's `s - max`): `2^n · p(r)` with
+ * `x = n·ln2 + r`. About 1 ulp; NaN stays NaN; arguments below `EXP_MIN` (and -Infinity) give 0.
  */
 export function emitExp(f: FunctionWriter, relaxed: boolean, x: Local, s: ExpLocals): void {
   const { t, n, p, coeff } = s;
@@ -76,8 +73,14 @@ export function emitExp(f: FunctionWriter, relaxed: boolean, x: Local, s: ExpLoc
   // n = round(x · log2 e), as a float after subtracting the rounder, as an integer in n's bits.
   f.get(x).get(c.log2e).simd("f32x4.mul").get(c.rounder).simd("f32x4.add").set(n);
   f.get(n).get(c.rounder).simd("f32x4.sub").set(t);
-  f.get(x).get(t).get(c.ln2Hi).simd("f32x4.mul").simd("f32x4.sub");
-  f.get(t).get(c.ln2Lo).simd("f32x4.mul").simd("f32x4.sub").set(t); // r
+  if (relaxed) {
+    // r = x - n·ln2_hi - n·ln2_lo as two negated multiply-adds.
+    f.get(t).get(c.ln2Hi).get(x).simd("f32x4.relaxed_nmadd");
+    f.set(p).get(t).get(c.ln2Lo).get(p).simd("f32x4.relaxed_nmadd").set(t);
+  } else {
+    f.get(x).get(t).get(c.ln2Hi).simd("f32x4.mul").simd("f32x4.sub");
+    f.get(t).get(c.ln2Lo).simd("f32x4.mul").simd("f32x4.sub").set(t); // r
+  }
   f.get(coeff[0]).set(p);
   for (const k of coeff.slice(1)) emitHornerStep(f, relaxed, p, t, k);
   // p(r) · r² + r + 1
@@ -86,9 +89,8 @@ export function emitExp(f: FunctionWriter, relaxed: boolean, x: Local, s: ExpLoc
   // · 2^n: the integer in n's low bits shifted into the exponent (the rounder's bits fall off),
   // plus the bias 127 << 23, which is 1.0's bit pattern.
   f.get(n).i32(23).simd("i32x4.shl").get(c.one).simd("i32x4.add").simd("f32x4.mul").set(p);
-  // Underflow to 0, overflow to +Infinity; bitselect(a, b, m) takes a's bits where m is set.
-  f.get(p).get(x).get(c.min).simd("f32x4.lt").simd("v128.andnot").set(p);
-  f.get(c.infinity).get(p).get(x).get(c.max).simd("f32x4.gt").simd("v128.bitselect").set(x);
+  // Underflow (and -Infinity) to 0.
+  f.get(p).get(x).get(c.min).simd("f32x4.lt").simd("v128.andnot").set(x);
 }
 
 /** Emits a horizontal reduction of `v` with a binary f32 op, leaving an f32 on the stack. */
