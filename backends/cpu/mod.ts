@@ -70,7 +70,8 @@ function capsFor(engine: CpuKernelPath, threads: number): CpuCaps {
     flashTiles: Object.freeze([{ maxHeadDim: Infinity, tile: Object.freeze(FLASH_TILES[engine]) }]),
     anyTile: true,
     maxHeadDim: Infinity,
-    materializeUpTo: 64 * 64,
+    // The WebAssembly flash kernel beats the materialized one at every size, decode included.
+    materializeUpTo: engine === "typescript" ? 64 * 64 : 0,
     materializedScratch: "per-head",
     packGroups: false,
     engine,

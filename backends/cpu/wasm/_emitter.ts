@@ -60,6 +60,7 @@ const SCALAR = {
   "i32.and": 0x71,
   "i32.shl": 0x74,
   "i32.shr_u": 0x76,
+  "f32.ne": 0x5c,
   "f32.add": 0x92,
   "f32.sub": 0x93,
   "f32.mul": 0x94,

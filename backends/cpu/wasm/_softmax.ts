@@ -145,12 +145,14 @@ export function softmax(relaxed: boolean): FunctionWriter {
     emitHorizontal(f, vsum, "f32.add");
     f.op("f32.add").mem("f32.store", 4);
     f.get(pst).get(mNew).mem("f32.store");
-    // Output rows rescaled.
+    // Output rows rescaled, unless the maximum stayed (most tiles after the first few).
+    f.get(rescale).f32(1).op("f32.ne").if();
     f.get(rescale).simd("f32x4.splat").set(x);
     f.get(o).get(r).get(ldo).op("i32.mul").op("i32.add").set(po);
     f.forRange(t, 0, outVectors, 1, () => {
       f.get(po).get(po).mem("v128.load").get(x).simd("f32x4.mul").mem("v128.store").addTo(po, 16);
     });
+    f.end();
   });
   return f;
 }

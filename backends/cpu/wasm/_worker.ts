@@ -32,13 +32,26 @@ export type ThreadReply = { readonly ok: true } | { readonly ok: false; readonly
 
 let engine: WasmEngine | undefined;
 
+/**
+ * Freezes a received (structured-cloned) value deeply: core caches an Expr's checks and
+ * compilation per frozen node, and a clone arrives unfrozen.
+ */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 function handle(request: ThreadRequest): ThreadReply | undefined {
   if (request.kind === "init") {
     engine = createWasmEngine(request.path, request.memory);
     return undefined;
   }
   if (!engine) throw new Error("thread used before init");
-  const { plan, layout, regions, thread } = request;
+  const { layout, regions, thread } = request;
+  const plan = deepFreeze(request.plan);
   const memory = engine.reserve(regions.bytes);
   const { headDim, qLen, kvLen } = plan.sizes;
   runTasks(
