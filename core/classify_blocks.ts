@@ -188,6 +188,8 @@ function lookupInterval(values: readonly number[], index: Interval): Interval {
 
 function modInterval(a: Interval, m: Interval, int: boolean): Interval {
   const span = Math.max(Math.abs(m[0]), Math.abs(m[1]));
+  // Only a zero divisor: an int remainder is 0 by definition, a float one NaN.
+  if (span === 0) return int ? [0, 0] : UNKNOWN;
   if (int && m[0] === m[1] && m[0] !== 0 && a[0] >= 0) {
     const base = Math.floor(a[0] / span);
     if (Math.floor(a[1] / span) === base) return [a[0] - base * span, a[1] - base * span];

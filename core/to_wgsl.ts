@@ -89,16 +89,24 @@ function assertTable(table: unknown, context: string): asserts table is LiteralT
   assertArray(table.kinds, context, "table.kinds");
 }
 
-/** Helpers a function's float `min`, `max`, `tanh` need, keyed by op; filled during emission. */
+/**
+ * Helpers a function's float `min`, `max`, `tanh` and int `mod` need, keyed by op; filled during
+ * emission.
+ */
 let helpers: Set<string> = new Set();
 
-function helper(op: "min" | "max" | "tanh", args: string): string {
+function helper(op: "min" | "max" | "tanh" | "rem", args: string): string {
   helpers.add(op);
   return `${activeName}_${op}(${args})`;
 }
 
 function helperSource(name: string, op: string): string {
   const nan = (x: string) => `((bitcast<u32>(${x}) & 0x7fffffffu) > 0x7f800000u)`;
+  // i32 `%` of a negative dividend comes out as the unsigned remainder on Mesa's llvmpipe
+  // (-1 % 3 == 0); truncated division is right there, so the remainder is rebuilt from it.
+  if (op === "rem") {
+    return `fn ${name}_rem(a: i32, b: i32) -> i32 { return select(a - b * (a / b), 0i, b == 0i); }\n`;
+  }
   // tanh is clamped: some drivers overflow exp() inside tanh for large inputs.
   return op === "tanh"
     ? `fn ${name}_tanh(x: f32) -> f32 { return select(tanh(clamp(x, -15.0f, 15.0f)), x, ${
@@ -208,6 +216,7 @@ function emit(e: Expr, params: Map<string, string>): string {
   if (e.op === "div" && !operandsFloat) { // WGSL i32 division by zero already yields `a`
     return `(${operand(e.a)} / ${operand(e.b)})`;
   }
+  if (e.op === "mod" && !operandsFloat) return helper("rem", `${operand(e.a)}, ${operand(e.b)}`);
   return `(${operand(e.a)} ${INFIX[e.op]} ${operand(e.b)})`;
 }
 
