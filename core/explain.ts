@@ -2,8 +2,8 @@
  * `explain()`: the cost of a plan, for people and for benchmarks.
  * @module
  */
-import { BlockKind, density } from "./classify_blocks.ts";
 import { type KernelPlan, planLayout } from "./lower.ts";
+import { tileListsBytes } from "./tile_lists.ts";
 
 /** What a plan costs. */
 export interface PlanReport {
@@ -19,6 +19,8 @@ export interface PlanReport {
   readonly scratchBytes: number;
   /** Fraction of tiles that are not empty. */
   readonly density: number;
+  /** Bytes of the block layout (linear in the tiles it lists). */
+  readonly layoutBytes: number;
   /** The above on a few lines. */
   readonly summary: string;
 }
@@ -58,8 +60,8 @@ export function explain(plan: KernelPlan): PlanReport {
   for (let row = 0; row < layout.rows; row++) {
     const rowsInTile = (Math.min(packedRows, (row + 1) * layout.tileQ) - row * layout.tileQ) /
       layout.pack;
-    for (let col = 0; col < layout.cols; col++) {
-      if (layout.kinds[row * layout.cols + col] === BlockKind.empty) continue;
+    for (let e = layout.rowStart[row]; e < layout.rowStart[row + 1]; e++) {
+      const col = layout.tileCol[e];
       const keys = Math.min(kvLen, (col + 1) * layout.tileKv) - col * layout.tileKv;
       visited += rowsInTile * keys;
       kvRowsRead += keys;
@@ -77,9 +79,10 @@ export function explain(plan: KernelPlan): PlanReport {
   const bytesMoved = io + kvReads + 2 * scores;
   const scratchBytes = materialized
     ? (plan.materializedScratch === "per-head" ? 4 * qLen * kvLen : scores)
-    : 4 * (layout.tileQ * layout.tileKv + (layout.tileQ + layout.tileKv) * rowElems) +
-      layout.kinds.length;
-  const d = density(layout);
+    : 4 * (layout.tileQ * layout.tileKv + (layout.tileQ + layout.tileKv) * rowElems);
+  const layoutBytes = tileListsBytes(layout);
+  const tiles = layout.rows * layout.cols;
+  const d = tiles === 0 ? 1 : layout.tileCol.length / tiles;
   const tile = `${layout.tileQ}x${layout.tileKv}`;
   const kernel = `${plan.family} (${plan.backend}, ${plan.engine})`;
   const summary = [
@@ -87,7 +90,16 @@ export function explain(plan: KernelPlan): PlanReport {
     `shape    B${batch} H${heads}/${plan.sizes.kvHeads} Nq${qLen} Nk${kvLen} D${headDim}/${valueDim}`,
     `flops    ${(flops / 1e9).toFixed(3)} GFLOP`,
     `memory   ${formatBytes(bytesMoved)} moved, ${formatBytes(scratchBytes)} scratch`,
-    `density  ${(d * 100).toFixed(1)}% of ${layout.kinds.length} tiles`,
+    `density  ${(d * 100).toFixed(1)}% of ${tiles} tiles, layout ${formatBytes(layoutBytes)}`,
   ].join("\n");
-  return Object.freeze({ kernel, tile, flops, bytesMoved, scratchBytes, density: d, summary });
+  return Object.freeze({
+    kernel,
+    tile,
+    flops,
+    bytesMoved,
+    scratchBytes,
+    density: d,
+    layoutBytes,
+    summary,
+  });
 }

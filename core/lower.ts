@@ -5,7 +5,7 @@
  * @module
  */
 import { hashString } from "./_hash.ts";
-import { type BlockLayout, classifyBlocks } from "./classify_blocks.ts";
+import { type TileLists, tileLists } from "./tile_lists.ts";
 import { UnsupportedSpecError } from "./errors.ts";
 import { exprKey } from "./expr_tree.ts";
 import {
@@ -81,8 +81,6 @@ export interface KernelPlan
   readonly tile: TileShape;
   /** Query heads interleaved in a tile's rows: the group size when packed, else 1. */
   readonly pack: number;
-  /** BlockKinds of the layout as a string of digits `0`/`1`/`2`, row-major. */
-  readonly blockKinds: string;
   /** Bytes per score element the materialized kernel keeps, for explain(). */
   readonly materializedScratch: "per-head" | "all-heads";
   /** What executes the kernels (the caps' `engine`). */
@@ -144,16 +142,7 @@ function lowerSpec(spec: AttentionSpec, caps: BackendCaps, context: string): Ker
     : 1;
   const tiles = Math.ceil((sizes.qLen * pack) / tile.q) * Math.ceil(sizes.kvLen / tile.kv);
   atMost(context, `block layout tiles for tile ${tile.q}x${tile.kv}`, MAX_TILES, "2^28", tiles);
-  const { batch, heads, qLen, kvLen } = sizes;
-  const layout = classifyBlocks(spec.mask, {
-    batch,
-    heads,
-    qLen,
-    kvLen,
-    tileQ: tile.q,
-    tileKv: tile.kv,
-    pack,
-  });
+
   const body = {
     backend: caps.backend,
     family,
@@ -167,7 +156,6 @@ function lowerSpec(spec: AttentionSpec, caps: BackendCaps, context: string): Ker
     ...(spec.scoreMod ? { scoreMod: spec.scoreMod } : {}),
     tile,
     pack,
-    blockKinds: layout.kinds.join(""),
     outputs: spec.outputs,
     materializedScratch: caps.materializedScratch,
     engine: caps.engine,
@@ -191,7 +179,6 @@ const FIELDS = [
   "scoreMod",
   "tile",
   "pack",
-  "blockKinds",
   "outputs",
   "materializedScratch",
   "engine",
@@ -288,7 +275,6 @@ export function assertPlan(plan: unknown, caps?: BackendCaps): asserts plan is K
       "backend",
       "family",
       "dtype",
-      "blockKinds",
       "key",
       "materializedScratch",
       "engine",
@@ -332,13 +318,18 @@ export function assertPlan(plan: unknown, caps?: BackendCaps): asserts plan is K
   if (Object.isFrozen(plan)) valid.set(plan, (valid.get(plan) ?? new Set()).add(caps ?? null));
 }
 
-const layouts = new WeakMap<KernelPlan, BlockLayout>();
+const layouts = new WeakMap<KernelPlan, TileLists>();
+/** Layouts by mask structure and sizes, most recent last: plans that differ only in their
+ * tensors' strides or offsets, or re-made for the same shape, share one. */
+const layoutsByShape = new Map<string, TileLists>();
+const LAYOUTS_KEPT = 32;
 
 /**
- * The plan's block layout as typed data (decoded once per plan, after `assertPlan`).
+ * The plan's block layout: the key tiles each query tile visits (built once per mask structure
+ * and sizes, after `assertPlan`).
  *
  * @param plan The plan.
- * @returns Its layout.
+ * @returns Its tile lists.
  * @throws {TypeError} / {RangeError} If the plan is not what `lower()` makes of its spec.
  * @example
  * ```ts
@@ -346,23 +337,27 @@ const layouts = new WeakMap<KernelPlan, BlockLayout>();
  * import { cpuCaps } from "@attend/attend/cpu";
  * const x = tensorDesc([1, 1, 64, 8]);
  * const layout = planLayout(lower(mask(causal())(attention(x, x, x)), cpuCaps));
- * if (layout.kinds.length !== layout.rows * layout.cols) throw new Error("one kind per tile");
+ * if (layout.rowStart.length !== layout.rows + 1) throw new Error("one offset per row, and one");
  * ```
  */
-export function planLayout(plan: KernelPlan): BlockLayout {
+export function planLayout(plan: KernelPlan): TileLists {
   const known = layouts.get(plan);
   if (known) return known;
   assertPlan(plan);
-  const { tile, sizes, pack } = plan;
-  const kinds = Uint8Array.from(plan.blockKinds, (c) => c.charCodeAt(0) - 48);
-  const layout = Object.freeze({
-    tileQ: tile.q,
-    tileKv: tile.kv,
-    pack,
-    rows: Math.ceil((sizes.qLen * pack) / tile.q),
-    cols: Math.ceil(sizes.kvLen / tile.kv),
-    kinds,
-  });
+  const { tile, sizes, pack, mask } = plan;
+  const { batch, heads, qLen, kvLen } = sizes;
+  const shape = [mask ? exprKey(mask) : "", batch, heads, qLen, kvLen, tile.q, tile.kv, pack];
+  const key = JSON.stringify(shape);
+  let layout = layoutsByShape.get(key);
+  if (layout) {
+    layoutsByShape.delete(key);
+  } else {
+    layout = tileLists(mask, { batch, heads, qLen, kvLen, tileQ: tile.q, tileKv: tile.kv, pack });
+  }
+  layoutsByShape.set(key, layout);
+  if (layoutsByShape.size > LAYOUTS_KEPT) {
+    layoutsByShape.delete(layoutsByShape.keys().next().value!);
+  }
   layouts.set(plan, layout);
   return layout;
 }

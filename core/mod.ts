@@ -17,6 +17,8 @@ export * from "./expr.ts";
 export * from "./expr_tree.ts";
 export * from "./evaluate.ts";
 export * from "./to_wgsl.ts";
+export * from "./interval.ts";
+export * from "./tile_lists.ts";
 export * from "./classify_blocks.ts";
 export * from "./masks.ts";
 export * from "./spec.ts";

@@ -80,7 +80,7 @@ export const BACKEND_BAD_INPUTS: readonly BadInput[] = [
   row("backend.plan()", "a tile the device does not run", (f) => f.backend.plan(tile({ q: 8, kv: 8 })(f.spec)), UnsupportedSpecError, "tile is unsupported", "8x8", "webgpu"),
   // run() and prepare()
   row("backend.run()", "plan whose scale was edited to NaN", (f) => f.backend.run({ ...f.plan, scale: NaN }, io(f)), RangeError, "scale must be a finite number", "NaN"),
-  row("backend.run()", "plan whose block layout was edited", (f) => f.backend.run({ ...f.plan, blockKinds: f.plan.blockKinds.replaceAll("1", "2") }, io(f)), RangeError, "plan.blockKinds must be", 'current value is "2'),
+  row("backend.run()", "plan whose key was edited", (f) => f.backend.run({ ...f.plan, key: "0" }, io(f)), RangeError, "plan.key must be", 'current value is "0"'),
   row("backend.run()", "plan whose key was edited", (f) => f.backend.run({ ...f.plan, key: "x" }, io(f)), RangeError, "plan.key must be", '"x"'),
   row("backend.run()", "plan of another backend", (f) => f.backend.run({ ...f.plan, backend: "other" }, io(f)), TypeError, "plan.backend must be", "other"),
   row("backend.run()", "null inputs", (f) => f.backend.run(f.plan, hand(null)), TypeError, "inputs must be { q, k, v }", "null"),

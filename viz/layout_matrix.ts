@@ -2,7 +2,7 @@
  * `layoutMatrix()`: a plan's block layout at the resolution of its scores, for `heatmap()`.
  * @module
  */
-import { type KernelPlan, planLayout } from "../core/mod.ts";
+import { BlockKind, type KernelPlan, planLayout } from "../core/mod.ts";
 import type { Matrix } from "./heatmap.ts";
 
 /**
@@ -35,11 +35,13 @@ import type { Matrix } from "./heatmap.ts";
 export function layoutMatrix(plan: KernelPlan): Matrix {
   const layout = planLayout(plan);
   const [rows, cols] = [plan.sizes.qLen * layout.pack, plan.sizes.kvLen];
-  const data = new Uint8Array(rows * cols);
+  const data = new Uint8Array(rows * cols); // tiles not listed are empty (0)
   for (let r = 0; r < rows; r++) {
-    const tileRow = Math.floor(r / layout.tileQ) * layout.cols;
-    for (let c = 0; c < cols; c++) {
-      data[r * cols + c] = layout.kinds[tileRow + Math.floor(c / layout.tileKv)];
+    const row = Math.floor(r / layout.tileQ);
+    for (let e = layout.rowStart[row]; e < layout.rowStart[row + 1]; e++) {
+      const c0 = layout.tileCol[e] * layout.tileKv, c1 = Math.min(cols, c0 + layout.tileKv);
+      const kind = layout.partial[e] ? BlockKind.partial : BlockKind.full;
+      data.fill(kind, r * cols + c0, r * cols + c1);
     }
   }
   return { rows, cols, data };

@@ -1,12 +1,11 @@
 /**
  * CPU flash kernel: query tiles against key tiles with an online softmax. Scratch is one tile
- * of scores plus per-row statistics: O(tile), never `Nq × Nk`. Empty tiles are skipped and the
+ * of scores plus per-row statistics: O(tile), never `Nq × Nk`. Only listed tiles are visited and the
  * mask is evaluated only on partial tiles, whose hidden keys are left out of `P · V` (so NaN or
  * Inf in their v never reaches the row). The running maximum starts at the most negative finite
  * number and keeps NaN once seen, so NaN and ±Infinity scores give `attention()`'s IEEE results.
  * @module
  */
-import { BlockKind } from "../../core/classify_blocks.ts";
 import { planLayout } from "../../core/lower.ts";
 import type { KernelContext } from "./_kernel_context.ts";
 import { scoreAt, visible } from "./_kernel_context.ts";
@@ -15,7 +14,7 @@ import { scoreAt, visible } from "./_kernel_context.ts";
 export function runFlash(ctx: KernelContext): void {
   const { batch, heads, qLen, kvLen, valueDim } = ctx.plan.sizes;
   const layout = planLayout(ctx.plan);
-  const { tileQ, tileKv, cols } = layout;
+  const { tileQ, tileKv } = layout;
   const scores = new Float64Array(tileKv);
   const hidden = new Uint8Array(tileKv);
   const rowMax = new Float64Array(tileQ);
@@ -29,10 +28,8 @@ export function runFlash(ctx: KernelContext): void {
       for (let row = 0; row < layout.rows; row++) {
         const i0 = row * tileQ, i1 = Math.min(qLen, i0 + tileQ);
         rowMax.fill(-Number.MAX_VALUE), rowSum.fill(0), acc.fill(0);
-        for (let col = 0; col < cols; col++) {
-          const kind = layout.kinds[row * cols + col];
-          if (kind === BlockKind.empty) continue;
-          const partial = kind === BlockKind.partial;
+        for (let e = layout.rowStart[row]; e < layout.rowStart[row + 1]; e++) {
+          const col = layout.tileCol[e], partial = layout.partial[e] === 1;
           const j0 = col * tileKv, j1 = Math.min(kvLen, j0 + tileKv), count = j1 - j0;
           for (let i = i0; i < i1; i++) {
             let max = -Infinity, seen = 0;

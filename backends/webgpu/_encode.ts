@@ -3,7 +3,7 @@
  * one submit, errors raised with the kernel's label and shape.
  * @module
  */
-import type { BlockLayout } from "../../core/classify_blocks.ts";
+import type { TileLists } from "../../core/tile_lists.ts";
 import type { KernelPlan } from "../../core/lower.ts";
 import type { BufferPool, UniformPool } from "./_buffer_pool.ts";
 import { type Binding, type Bindings, dispatch, grid, paramsData } from "./_dispatch.ts";
@@ -35,7 +35,7 @@ export interface EncodeRequest extends KernelCompiler {
   readonly pool: BufferPool;
   readonly uniformPool: UniformPool;
   readonly plan: KernelPlan;
-  readonly layout: BlockLayout;
+  readonly layout: TileLists;
   readonly inputs: { readonly q: GPUBuffer; readonly k: GPUBuffer; readonly v: GPUBuffer };
 }
 
@@ -129,14 +129,22 @@ export function compiledKernels(compiler: KernelCompiler, plan: KernelPlan): Pro
   return kernels;
 }
 
-const kindWordsOf = new WeakMap<BlockLayout, Uint32Array>();
+const tileWordsOf = new WeakMap<TileLists, Uint32Array>();
 
-/** The layout's tile kinds as the `u32`s the flash kernel reads, converted once per layout. */
-function kindWords(layout: BlockLayout): Uint32Array {
-  let words = kindWordsOf.get(layout);
+/**
+ * The layout as the `u32`s the flash kernel reads: `rows + 1` row offsets, then one
+ * `col << 1 | partial` per listed tile. Converted once per layout.
+ */
+function tileWords(layout: TileLists): Uint32Array {
+  let words = tileWordsOf.get(layout);
   if (!words) {
-    words = Uint32Array.from(layout.kinds);
-    kindWordsOf.set(layout, words);
+    const entries = layout.tileCol.length;
+    words = new Uint32Array(layout.rows + 1 + entries);
+    words.set(layout.rowStart);
+    for (let e = 0; e < entries; e++) {
+      words[layout.rows + 1 + e] = (layout.tileCol[e] << 1) | layout.partial[e];
+    }
+    tileWordsOf.set(layout, words);
   }
   return words;
 }
@@ -211,16 +219,17 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
   const flashUnits = totalHeads / plan.pack;
 
   if (kernels.flash) {
-    const kinds = pool.acquire(Math.max(4, 4 * req.layout.kinds.length), `kinds: ${label}`);
-    if (req.layout.kinds.length > 0) device.queue.writeBuffer(kinds, 0, kindWords(req.layout));
-    temporaries.push(kinds);
+    const words = tileWords(req.layout);
+    const tiles = pool.acquire(4 * words.length, `tiles: ${label}`);
+    device.queue.writeBuffer(tiles, 0, words);
+    temporaries.push(tiles);
     for (let base = 0; base < flashUnits; base += headsPerPass) {
       const count = Math.min(headsPerPass, flashUnits - base);
       const params = uniform(
         paramsData(plan, { rows: req.layout.rows, cols: req.layout.cols, headBase: base }),
       );
       if (req.layout.rows > 0) {
-        dispatch(device, pass, kernels.flash, { 0: params, ...qkv, 4: kinds, 5: outF32, 6: lse }, [
+        dispatch(device, pass, kernels.flash, { 0: params, ...qkv, 4: tiles, 5: outF32, 6: lse }, [
           req.layout.rows,
           count,
         ]);

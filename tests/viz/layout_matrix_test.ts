@@ -4,12 +4,12 @@ import {
   attention,
   BlockKind,
   causal,
+  classifyBlocks,
   compose,
   groupHeads,
   kernel,
   lower,
   mask,
-  planLayout,
   tensorDesc,
   tile,
 } from "../../core/mod.ts";
@@ -22,7 +22,7 @@ Deno.test("layoutMatrix() spreads each tile's kind over the scores it covers", (
   const plan = lower(tile({ q: 2, kv: 3 })(mask(causal())(attention(x, x, x))), cpuCaps);
   const m = layoutMatrix(plan);
   assertEquals([m.rows, m.cols], [5, 5]);
-  const layout = planLayout(plan);
+  const layout = classifyBlocks(causal(), { qLen: 5, kvLen: 5, tileQ: 2, tileKv: 3 });
   for (let i = 0; i < 5; i++) {
     for (let j = 0; j < 5; j++) {
       const kind = layout.kinds[Math.floor(i / 2) * layout.cols + Math.floor(j / 3)];

@@ -5,12 +5,8 @@
  * depends only on its own tiles, so any split of rows across threads gives the same bits.
  * @module
  */
-import {
-  BlockKind,
-  type BlockLayout,
-  type Bounds,
-  interval,
-} from "../../../core/classify_blocks.ts";
+import { type Bounds, interval } from "../../../core/interval.ts";
+import type { TileLists } from "../../../core/tile_lists.ts";
 import type { CompiledExpr, ExprEnv } from "../../../core/evaluate.ts";
 import type { Expr } from "../../../core/expr.ts";
 import type { KernelPlan } from "../../../core/lower.ts";
@@ -26,7 +22,7 @@ export interface FlashRowsContext {
   readonly memory: Float32Array;
   readonly plan: KernelPlan;
   /** The plan's block layout (tile rows, columns and kinds). */
-  readonly layout: Pick<BlockLayout, "rows" | "cols" | "kinds">;
+  readonly layout: Pick<TileLists, "rows" | "rowStart" | "tileCol" | "partial">;
   readonly regions: FlashRegions;
   readonly mask?: CompiledExpr;
   readonly scoreMod?: CompiledExpr;
@@ -65,10 +61,8 @@ export function runFlashRows(
       memory[stats / 4 + 2 * i] = LOWEST_F32, memory[stats / 4 + 2 * i + 1] = 0;
     }
     memory.fill(0, acc / 4, acc / 4 + gemmRows * r.valueCols);
-    for (let col = 0; col < layout.cols; col++) {
-      const kind = layout.kinds[row * layout.cols + col];
-      if (kind === BlockKind.empty) continue;
-      const partial = kind === BlockKind.partial;
+    for (let e = layout.rowStart[row]; e < layout.rowStart[row + 1]; e++) {
+      const col = layout.tileCol[e], partial = layout.partial[e] === 1;
       const j0 = col * r.tileKv, count = Math.min(kvLen, j0 + r.tileKv) - j0;
       const qAt = qBase + i0 * headDim * 4, ktAt = ktBase + col * headDim * lds;
       kernels.gemmScores(qAt, ktAt, scores, gemmRows, r.tileCols, headDim, plan.scale, 0);

@@ -4,7 +4,6 @@
  * f32 results out. TypeScript keeps masks, layouts and orchestration.
  * @module
  */
-import { BlockKind } from "../../../core/classify_blocks.ts";
 import { compileExpr } from "../../../core/evaluate.ts";
 import { type KernelPlan, planLayout } from "../../../core/lower.ts";
 import type { RunInputs } from "../../backend.ts";
@@ -23,8 +22,7 @@ export const THREAD_MIN_FLOPS = 2 ** 27;
 export function visitedFlops(plan: KernelPlan): number {
   const { batch, heads, headDim, valueDim } = plan.sizes;
   const layout = planLayout(plan);
-  let tiles = 0;
-  for (const kind of layout.kinds) if (kind !== BlockKind.empty) tiles++;
+  const tiles = layout.tileCol.length;
   return 2 * batch * heads * tiles * layout.tileQ * layout.tileKv * (headDim + valueDim);
 }
 
@@ -61,9 +59,9 @@ export async function runFlashWasm(
   const counter = new Int32Array(memory.buffer, regions.counter, 1);
   Atomics.store(counter, 0, 0);
   if (threaded) {
-    const { rows: tileRows, cols, kinds } = layout;
+    const { rows: tileRows, rowStart, tileCol, partial } = layout;
     await threads.run(
-      { kind: "run", plan, layout: { rows: tileRows, cols, kinds }, regions },
+      { kind: "run", plan, layout: { rows: tileRows, rowStart, tileCol, partial }, regions },
       () => runTasks(rows, counter, 0),
     );
   } else {

@@ -7,6 +7,7 @@
  */
 import { compileExpr } from "../../../core/evaluate.ts";
 import type { KernelPlan } from "../../../core/lower.ts";
+import type { TileLists } from "../../../core/tile_lists.ts";
 import { createWasmEngine, type WasmEngine } from "./_engine.ts";
 import type { FlashRegions } from "./_flash_regions.ts";
 import { runTasks } from "./_flash_tasks.ts";
@@ -22,7 +23,7 @@ export type ThreadRequest =
   | {
     readonly kind: "run";
     readonly plan: KernelPlan;
-    readonly layout: { rows: number; cols: number; kinds: Uint8Array };
+    readonly layout: Pick<TileLists, "rows" | "rowStart" | "tileCol" | "partial">;
     readonly regions: FlashRegions;
     readonly thread: number;
   };

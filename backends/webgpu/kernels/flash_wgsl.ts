@@ -318,7 +318,7 @@ export function flashWgsl(params: FlashParams): string {
         }`;
 
   return `${paramsWgsl()}${inputsWgsl(params.dtype, vec)}
-@group(0) @binding(4) var<storage, read> kinds: array<u32>;
+@group(0) @binding(4) var<storage, read> tiles: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out_buf: array<f32>;
 @group(0) @binding(6) var<storage, read_write> lse_buf: array<f32>;
 ${modifiersWgsl(params.mask, params.scoreMod)}${NEG_WGSL}
@@ -393,10 +393,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var l = vec4<f32>(0.0);
   ${ROWS.flatMap((r) => cols.map((i) => `var ${acc(r, i)} = vec4<f32>(0.0);`)).join("\n  ")}
 
-  for (var col = 0u; col < p.cols; col++) {
-    // Read-only storage indexed by uniform values: uniform, so the barriers below are legal.
-    let kind = kinds[row_tile * p.cols + col];
-    if (kind == 0u) { continue; }
+  // This row's listed key tiles: entries tiles[rows + 1 + e] for e in [tiles[row], tiles[row + 1]),
+  // each (col << 1) | partial. Read-only storage indexed by uniform values is uniform, so the
+  // barriers below are legal.
+  let first = tiles[row_tile];
+  let last = tiles[row_tile + 1u];
+  for (var e = first; e < last; e++) {
+    let entry = tiles[p.rows + 1u + e];
+    let col = entry >> 1u;
+    let kind = select(2u, 1u, (entry & 1u) == 1u);
     let k0 = col * BK;
     let check = kind == 1u || k0 + BK > p.kv_len || f0 + BQ > row_count;
 
