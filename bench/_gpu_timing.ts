@@ -7,6 +7,7 @@ import {
   attention,
   causal,
   compose,
+  type Expr,
   kernel,
   type KernelFamily,
   mask,
@@ -27,6 +28,8 @@ export interface BenchCase {
   readonly dtype: "f32" | "f16";
   readonly causal: boolean;
   readonly family: KernelFamily;
+  /** A mask to use instead of `causal()` (then `causal` is ignored). */
+  readonly mask?: Expr;
 }
 
 /** `B1 H32 N4096 D128`. */
@@ -47,7 +50,8 @@ export async function timeAttention(
   );
   const x = gpu.tensor(data, [s.batch, s.heads, s.n, s.dim], c.dtype);
   const transforms: Transform[] = [kernel(c.family)];
-  if (c.causal) transforms.push(mask(causal()));
+  if (c.mask) transforms.push(mask(c.mask));
+  else if (c.causal) transforms.push(mask(causal()));
   const plan = gpu.plan(compose(...transforms)(attention(x, x, x)));
   const once = async () => gpu.release((await gpu.run(plan, { q: x, k: x, v: x })).out);
   await once();
