@@ -17,6 +17,7 @@ import {
   type TileShape,
 } from "./spec.ts";
 import type { DType } from "./tensor_desc.ts";
+import { chooseFlashTile, type TileChoice } from "./_tile_choice.ts";
 import { assertObject, fail, show } from "./_check.ts";
 import {
   assertCaps,
@@ -79,6 +80,8 @@ export interface KernelPlan
   readonly dtype: DType;
   /** Tile shape (for materialized: the block-classification tile only). */
   readonly tile: TileShape;
+  /** Why this tile: `requested`, `preferred`, or the mask structure it follows. */
+  readonly tileReason: string;
   /** Query heads interleaved in a tile's rows: the group size when packed, else 1. */
   readonly pack: number;
   /** Bytes per score element the materialized kernel keeps, for explain(). */
@@ -104,23 +107,30 @@ function chooseFamily(spec: AttentionSpec, caps: BackendCaps, sizes: SpecSizes):
   return family;
 }
 
-function chooseTile(spec: AttentionSpec, caps: BackendCaps, sizes: SpecSizes): TileShape {
+function chooseTile(spec: AttentionSpec, caps: BackendCaps, sizes: SpecSizes): TileChoice {
   const dim = Math.max(sizes.headDim, sizes.valueDim);
-  const rule = caps.flashTiles.find((r) => dim <= r.maxHeadDim);
-  if (!rule) refuse(caps, "headDim", dim);
-  if (!spec.tile) return rule.tile;
+  const rules = caps.flashTiles.filter((r) => dim <= r.maxHeadDim);
+  if (rules.length === 0) refuse(caps, "headDim", dim);
+  if (!spec.tile) return chooseFlashTile(rules.map((r) => r.tile), caps.anyTile, spec.mask);
   const allowed = caps.anyTile ||
-    caps.flashTiles.some((r) =>
-      dim <= r.maxHeadDim && r.tile.q === spec.tile!.q && r.tile.kv === spec.tile!.kv
-    );
+    rules.some((r) => r.tile.q === spec.tile!.q && r.tile.kv === spec.tile!.kv);
   if (!allowed) refuse(caps, "tile", `${spec.tile.q}x${spec.tile.kv}`);
-  return spec.tile;
+  return { tile: spec.tile, reason: "requested" };
 }
 
 /** Plans known to be valid, with the caps they were checked against (`null`: none). */
 const valid = new WeakMap<object, Set<BackendCaps | null>>();
 
-function lowerSpec(spec: AttentionSpec, caps: BackendCaps, context: string): KernelPlan {
+/**
+ * `tileReason`: when re-lowering a plan (whose tile is then given), the reason it recorded; the
+ * reason is informational and not re-derived.
+ */
+function lowerSpec(
+  spec: AttentionSpec,
+  caps: BackendCaps,
+  context: string,
+  tileReason?: string,
+): KernelPlan {
   assertSpec(spec, context);
   assertCaps(caps, context);
   const sizes = specSizes(spec);
@@ -136,7 +146,8 @@ function lowerSpec(spec: AttentionSpec, caps: BackendCaps, context: string): Ker
   }
   const family = chooseFamily(spec, caps, sizes);
   assertSizesFit(spec, sizes, family, context);
-  const tile = chooseTile(spec, caps, sizes);
+  const choice = chooseTile(spec, caps, sizes);
+  const tile = choice.tile;
   const pack = family === "flash" && caps.packGroups && sizes.heads > 0
     ? sizes.heads / sizes.kvHeads
     : 1;
@@ -155,6 +166,7 @@ function lowerSpec(spec: AttentionSpec, caps: BackendCaps, context: string): Ker
     ...(spec.mask ? { mask: spec.mask } : {}),
     ...(spec.scoreMod ? { scoreMod: spec.scoreMod } : {}),
     tile,
+    tileReason: tileReason ?? choice.reason,
     pack,
     outputs: spec.outputs,
     materializedScratch: caps.materializedScratch,
@@ -178,6 +190,7 @@ const FIELDS = [
   "mask",
   "scoreMod",
   "tile",
+  "tileReason",
   "pack",
   "outputs",
   "materializedScratch",
@@ -302,6 +315,7 @@ export function assertPlan(plan: unknown, caps?: BackendCaps): asserts plan is K
     },
     caps ?? capsOf(p),
     context,
+    p.tileReason,
   );
   for (const field of FIELDS) {
     const want = fieldJson(expected, field), got = fieldJson(p, field);

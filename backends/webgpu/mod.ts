@@ -156,7 +156,13 @@ export function webGpuCaps(
     backend: "webgpu",
     families: Object.freeze(["materialized", "flash"] as const),
     dtypes: Object.freeze(["f32", "f16"] as const),
-    flashTiles: Object.freeze([{ maxHeadDim: MAX_HEAD_DIM, tile: Object.freeze({ ...tile }) }]),
+    // The chosen tile first; smaller preferred tiles the device also runs follow, for masks whose
+    // query blocks the chosen tile's rows would straddle (see lower()).
+    flashTiles: Object.freeze(
+      [tile, ...HARDWARE_TILES.filter((t) => t.q < tile.q && t.kv <= tile.kv)]
+        .filter((t, i) => i === 0 || flashTileFits(limits, t, keysPerThread))
+        .map((t) => ({ maxHeadDim: MAX_HEAD_DIM, tile: Object.freeze({ ...t }) })),
+    ),
     anyTile: false,
     maxHeadDim: MAX_HEAD_DIM,
     materializeUpTo: 0,

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { assert, assertEquals, assertLessOrEqual } from "@std/assert";
 import {
+  assertPlan,
   attention,
   BlockKind,
   type Bounds,
@@ -16,6 +17,7 @@ import {
 } from "../../core/mod.ts";
 import { cpuCaps } from "../../backends/cpu/mod.ts";
 import { maskCase } from "../_arbitraries.ts";
+import { bigBird, blockMask } from "../../variants/mod.ts";
 
 /** Each tile's kind from its own interval bound: the per-tile classification lists must equal. */
 function perTileKind(
@@ -85,4 +87,49 @@ Deno.test("explain() reports the layout's bytes and density from the tile lists"
   assertEquals(report.layoutBytes, tileListsBytes(lists));
   assertEquals(report.density, lists.tileCol.length / (64 * 64));
   assert(report.summary.includes("layout"));
+});
+
+Deno.test("lower() picks a tile whose rows do not straddle the mask's query blocks, and says why", () => {
+  const x = tensorDesc([1, 2, 1024, 64]);
+  const caps = {
+    ...cpuCaps,
+    anyTile: false,
+    flashTiles: [128, 64, 32].map((q) => ({
+      maxHeadDim: 256,
+      tile: { q, kv: q === 128 ? 64 : q },
+    })),
+  };
+  const bird = bigBird({
+    window: 1,
+    globals: 1,
+    randomBlocks: 1,
+    block: 64,
+    seed: 3,
+    length: 1024,
+  });
+  const plan = lower(mask(bird)(attention(x, x, x)), caps);
+  assertEquals([plan.tile, plan.tileReason], [{ q: 64, kv: 64 }, "query rows in blocks of 64"]);
+  assertPlan(JSON.parse(JSON.stringify(plan)), caps);
+  // Every listed tile is full or empty at 64 rows; at the preferred 128 most would be partial.
+  const at = (q: number, kv: number) =>
+    tileLists(bird, { qLen: 1024, kvLen: 1024, tileQ: q, tileKv: kv }).partial.reduce(
+      (a, b) => a + b,
+      0,
+    );
+  assertEquals(at(64, 64), 0);
+  assert(at(128, 64) > 0);
+  const causalPlan = lower(mask(window(1023, 0))(attention(x, x, x)), caps);
+  assertEquals([causalPlan.tile, causalPlan.tileReason], [{ q: 128, kv: 64 }, "preferred"]);
+  const requested = lower(tile({ q: 128, kv: 64 })(mask(bird)(attention(x, x, x))), caps);
+  assertEquals([requested.tile, requested.tileReason], [{ q: 128, kv: 64 }, "requested"]);
+  // A backend that runs any tile takes the block itself when no listed tile divides it.
+  const blocks32 = blockMask([[true, false], [false, true]], { tileQ: 32, tileKv: 32 });
+  const anyTile = lower(mask(blocks32)(attention(x, x, x)), {
+    ...cpuCaps,
+    flashTiles: [{ maxHeadDim: Infinity, tile: { q: 64, kv: 128 } }],
+  });
+  assertEquals([anyTile.tile, anyTile.tileReason], [
+    { q: 32, kv: 128 },
+    "query rows in blocks of 32",
+  ]);
 });
