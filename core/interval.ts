@@ -17,6 +17,7 @@ export type Bounds = Record<string, Interval>;
 
 const UNKNOWN: Interval = [-Infinity, Infinity];
 const BOOL_UNKNOWN: Interval = [0, 1];
+const TRUE: Interval = [1, 1], FALSE: Interval = [0, 0];
 
 function hull(values: number[]): Interval {
   const finite = values.map((v) => Number.isNaN(v) ? 0 : v);
@@ -24,8 +25,9 @@ function hull(values: number[]): Interval {
 }
 
 function corners(a: Interval, c: Interval, f: (x: number, y: number) => number): Interval {
-  const values = [f(a[0], c[0]), f(a[0], c[1]), f(a[1], c[0]), f(a[1], c[1])];
-  return values.some(Number.isNaN) ? UNKNOWN : hull(values);
+  const v0 = f(a[0], c[0]), v1 = f(a[0], c[1]), v2 = f(a[1], c[0]), v3 = f(a[1], c[1]);
+  if (v0 !== v0 || v1 !== v1 || v2 !== v2 || v3 !== v3) return UNKNOWN; // NaN
+  return [Math.min(v0, v1, v2, v3), Math.max(v0, v1, v2, v3)];
 }
 
 /**
@@ -45,91 +47,125 @@ function corners(a: Interval, c: Interval, f: (x: number, y: number) => number):
 export function interval(e: Expr, bounds: Bounds): Interval {
   assertExpr(e, "bound expression", "e");
   assertObject(bounds, "bound expression", "bounds");
-  return intervalOf(e, bounds);
+  return compiled(e)(bounds);
 }
 
-function intervalOf(e: Expr, bounds: Bounds): Interval {
+/** An Expr's interval interpretation, compiled to closures once per frozen node. */
+type IntervalFn = (bounds: Bounds) => Interval;
+
+const compiledIntervals = new WeakMap<Expr, IntervalFn>();
+
+function compiled(e: Expr): IntervalFn {
+  const known = compiledIntervals.get(e);
+  if (known) return known;
+  const fn = build(e);
+  if (Object.isFrozen(e)) compiledIntervals.set(e, fn);
+  return fn;
+}
+
+function build(e: Expr): IntervalFn {
   switch (e.op) {
-    case "var":
-      return bounds[e.name] ?? UNKNOWN;
-    case "lit":
-      return [e.value, e.value];
-    case "headParam": {
-      const [lo, hi] = bounds.h ?? [0, e.values.length - 1];
-      return hull(e.values.slice(Math.max(0, lo), Math.min(e.values.length - 1, hi) + 1));
+    case "var": {
+      const name = e.name;
+      return (bounds) => bounds[name] ?? UNKNOWN;
     }
-    case "lookup":
-      return lookupInterval(e.values, intervalOf(e.a, bounds));
+    case "lit": {
+      const value: Interval = [e.value, e.value];
+      return () => value;
+    }
+    case "headParam": {
+      const values = e.values;
+      return (bounds) => {
+        const [lo, hi] = bounds.h ?? [0, values.length - 1];
+        return hull(values.slice(Math.max(0, lo), Math.min(values.length - 1, hi) + 1));
+      };
+    }
+    case "lookup": {
+      const [values, index] = [e.values, compiled(e.a)];
+      return (bounds) => lookupInterval(values, index(bounds));
+    }
     case "searchSorted": {
-      const [lo, hi] = intervalOf(e.a, bounds);
-      return [countAtMost(e.values, lo), countAtMost(e.values, hi)];
+      const [values, x] = [e.values, compiled(e.a)];
+      return (bounds) => {
+        const [lo, hi] = x(bounds);
+        return [countAtMost(values, lo), countAtMost(values, hi)];
+      };
     }
     case "select": {
-      const c = intervalOf(e.cond, bounds);
-      if (c[0] === 1) return intervalOf(e.a, bounds);
-      if (c[1] === 0) return intervalOf(e.b, bounds);
-      const [x, y] = [intervalOf(e.a, bounds), intervalOf(e.b, bounds)];
-      return [Math.min(x[0], y[0]), Math.max(x[1], y[1])];
+      const [cond, whenTrue, whenFalse] = [compiled(e.cond), compiled(e.a), compiled(e.b)];
+      return (bounds) => {
+        const c = cond(bounds);
+        if (c[0] === 1) return whenTrue(bounds);
+        if (c[1] === 0) return whenFalse(bounds);
+        const [x, y] = [whenTrue(bounds), whenFalse(bounds)];
+        return [Math.min(x[0], y[0]), Math.max(x[1], y[1])];
+      };
     }
   }
-  const a = intervalOf(e.a, bounds);
+  const operand = compiled(e.a);
   if (!isBinary(e)) {
-    switch (e.op) {
-      case "neg":
-        return [-a[1], -a[0]];
-      case "not":
-        return [1 - a[1], 1 - a[0]];
-      case "abs":
-        return a[0] >= 0 ? a : a[1] <= 0 ? [-a[1], -a[0]] : [0, Math.max(-a[0], a[1])];
-      case "tanh":
-        return [Math.tanh(a[0]), Math.tanh(a[1])];
-      case "exp":
-        return [Math.exp(a[0]), Math.exp(a[1])];
-      case "log":
-        return a[0] > 0 ? [Math.log(a[0]), Math.log(a[1])] : UNKNOWN;
-      default:
-        return a;
-    }
+    const unary = UNARY[e.op as keyof typeof UNARY] ?? ((a: Interval) => a);
+    return (bounds) => unary(operand(bounds));
   }
-  const c = intervalOf(e.b, bounds);
-  const int = typeOf(e) === "int";
-  switch (e.op) {
+  const other = compiled(e.b);
+  const binary = binaryInterval(e.op, typeOf(e) === "int");
+  return (bounds) => binary(operand(bounds), other(bounds));
+}
+
+const UNARY = {
+  neg: (a: Interval): Interval => [-a[1], -a[0]],
+  not: (a: Interval): Interval => [1 - a[1], 1 - a[0]],
+  abs: (a: Interval): Interval =>
+    a[0] >= 0 ? a : a[1] <= 0 ? [-a[1], -a[0]] : [0, Math.max(-a[0], a[1])],
+  tanh: (a: Interval): Interval => [Math.tanh(a[0]), Math.tanh(a[1])],
+  exp: (a: Interval): Interval => [Math.exp(a[0]), Math.exp(a[1])],
+  log: (a: Interval): Interval => a[0] > 0 ? [Math.log(a[0]), Math.log(a[1])] : UNKNOWN,
+};
+
+function binaryInterval(op: string, int: boolean): (a: Interval, c: Interval) => Interval {
+  switch (op) {
     case "add":
-      return [a[0] + c[0], a[1] + c[1]];
+      return (a, c) => [a[0] + c[0], a[1] + c[1]];
     case "sub":
-      return [a[0] - c[1], a[1] - c[0]];
+      return (a, c) => [a[0] - c[1], a[1] - c[0]];
     case "mul":
-      return corners(a, c, (x, y) => x * y);
-    case "div":
-      if (c[0] <= 0 && c[1] >= 0) return UNKNOWN;
-      return corners(a, c, int ? (x, y) => Math.trunc(x / y) : (x, y) => x / y);
-    case "mod":
-      return modInterval(a, c, int);
-    case "min":
-      return [Math.min(a[0], c[0]), Math.min(a[1], c[1])];
-    case "max":
-      return [Math.max(a[0], c[0]), Math.max(a[1], c[1])];
-    case "lt":
-      return a[1] < c[0] ? [1, 1] : a[0] >= c[1] ? [0, 0] : BOOL_UNKNOWN;
-    case "le":
-      return a[1] <= c[0] ? [1, 1] : a[0] > c[1] ? [0, 0] : BOOL_UNKNOWN;
-    case "gt":
-      return a[0] > c[1] ? [1, 1] : a[1] <= c[0] ? [0, 0] : BOOL_UNKNOWN;
-    case "ge":
-      return a[0] >= c[1] ? [1, 1] : a[1] < c[0] ? [0, 0] : BOOL_UNKNOWN;
-    case "eq":
-    case "ne": {
-      const same = a[0] === a[1] && c[0] === c[1] && a[0] === c[0];
-      const disjoint = a[1] < c[0] || c[1] < a[0];
-      const isEq: Interval = same ? [1, 1] : disjoint ? [0, 0] : BOOL_UNKNOWN;
-      return e.op === "eq" ? isEq : [1 - isEq[1], 1 - isEq[0]];
+      return (a, c) => corners(a, c, (x, y) => x * y);
+    case "div": {
+      const divide = int
+        ? (x: number, y: number) => Math.trunc(x / y)
+        : (x: number, y: number) => x / y;
+      return (a, c) => c[0] <= 0 && c[1] >= 0 ? UNKNOWN : corners(a, c, divide);
     }
+    case "mod":
+      return (a, c) => modInterval(a, c, int);
+    case "min":
+      return (a, c) => [Math.min(a[0], c[0]), Math.min(a[1], c[1])];
+    case "max":
+      return (a, c) => [Math.max(a[0], c[0]), Math.max(a[1], c[1])];
+    case "lt":
+      return (a, c) => a[1] < c[0] ? TRUE : a[0] >= c[1] ? FALSE : BOOL_UNKNOWN;
+    case "le":
+      return (a, c) => a[1] <= c[0] ? TRUE : a[0] > c[1] ? FALSE : BOOL_UNKNOWN;
+    case "gt":
+      return (a, c) => a[0] > c[1] ? TRUE : a[1] <= c[0] ? FALSE : BOOL_UNKNOWN;
+    case "ge":
+      return (a, c) => a[0] >= c[1] ? TRUE : a[1] < c[0] ? FALSE : BOOL_UNKNOWN;
+    case "eq":
+      return equality;
+    case "ne":
+      return (a, c) => UNARY.not(equality(a, c));
     case "and":
-      return [Math.min(a[0], c[0]), Math.min(a[1], c[1])];
+      return (a, c) => [Math.min(a[0], c[0]), Math.min(a[1], c[1])];
     case "or":
-      return [Math.max(a[0], c[0]), Math.max(a[1], c[1])];
+      return (a, c) => [Math.max(a[0], c[0]), Math.max(a[1], c[1])];
   }
-  return UNKNOWN;
+  return () => UNKNOWN;
+}
+
+function equality(a: Interval, c: Interval): Interval {
+  const same = a[0] === a[1] && c[0] === c[1] && a[0] === c[0];
+  const disjoint = a[1] < c[0] || c[1] < a[0];
+  return same ? TRUE : disjoint ? FALSE : BOOL_UNKNOWN;
 }
 
 /** Values a table read takes over an index interval; 0 joins them where it reaches outside. */
