@@ -50,6 +50,9 @@ export function assertSizesFit(
 
 /** Refuses head parameters without exactly one value per query head. */
 export function assertHeadParams(spec: AttentionSpec, heads: number, context: string): void {
+  if (spec.sinkLogits && spec.sinkLogits.length !== heads) {
+    fail("range", context, "sinkLogits.length", `q heads (${heads})`, spec.sinkLogits.length);
+  }
   for (const [field, e] of [["mask", spec.mask], ["scoreMod", spec.scoreMod]] as const) {
     for (const p of e ? headParams(e) : []) {
       if (p.op === "headParam" && p.values.length !== heads) {

@@ -66,8 +66,11 @@ export interface BackendCaps {
  * A kernel plan: what to run, JSON-serializable. It keeps the spec's descriptors, scale, mask and
  * score modifier as they were.
  */
-export interface KernelPlan
-  extends Pick<AttentionSpec, "q" | "k" | "v" | "scale" | "mask" | "scoreMod" | "outputs"> {
+export interface KernelPlan extends
+  Pick<
+    AttentionSpec,
+    "q" | "k" | "v" | "scale" | "mask" | "scoreMod" | "sinkLogits" | "outputs"
+  > {
   /** Backend the plan is for. */
   readonly backend: string;
   /** Kernel family. */
@@ -165,6 +168,7 @@ function lowerSpec(
     scale: spec.scale,
     ...(spec.mask ? { mask: spec.mask } : {}),
     ...(spec.scoreMod ? { scoreMod: spec.scoreMod } : {}),
+    ...(spec.sinkLogits ? { sinkLogits: spec.sinkLogits } : {}),
     tile,
     tileReason: tileReason ?? choice.reason,
     pack,
@@ -189,6 +193,7 @@ const FIELDS = [
   "scale",
   "mask",
   "scoreMod",
+  "sinkLogits",
   "tile",
   "tileReason",
   "pack",
@@ -307,6 +312,7 @@ export function assertPlan(plan: unknown, caps?: BackendCaps): asserts plan is K
       scale: p.scale,
       ...(p.mask !== undefined ? { mask: p.mask } : {}),
       ...(p.scoreMod !== undefined ? { scoreMod: p.scoreMod } : {}),
+      ...(p.sinkLogits !== undefined ? { sinkLogits: p.sinkLogits } : {}),
       groupedHeads: true,
       normalizer: "softmax",
       tile: p.tile,

@@ -63,6 +63,11 @@ export interface AttentionSpec {
   readonly tile?: TileShape;
   /** Requested kernel family; the backend chooses when absent. */
   readonly kernel?: KernelFamily;
+  /**
+   * A learned sink logit per query head (`sinkLogits()`): a virtual key with this score and a
+   * zero value that joins every row's softmax denominator.
+   */
+  readonly sinkLogits?: readonly number[];
   /** Extra results wanted. */
   readonly outputs: Outputs;
 }
@@ -291,12 +296,30 @@ export function assertSpec(
   }
   if (spec.tile !== undefined) assertTile(spec.tile, context);
   if (spec.kernel !== undefined) assertKernelFamily(spec.kernel, context, "kernel");
+  if (spec.sinkLogits !== undefined) assertSinkLogits(spec.sinkLogits, context);
   assertObject(spec.outputs, context, "outputs", "an object { lse, probs }");
   for (const key of ["lse", "probs"] as const) {
     if (typeof spec.outputs[key] !== "boolean") {
       fail("type", context, `outputs.${key}`, "a boolean", spec.outputs[key]);
     }
   }
+}
+
+/**
+ * Checks sink logits: a non-empty array of finite numbers.
+ *
+ * @param values The value.
+ * @param context What was being done, for the message.
+ * @throws {TypeError} If `values` is not an array of numbers.
+ * @throws {RangeError} If it is empty or a value is not finite.
+ */
+export function assertSinkLogits(values: unknown, context: string): void {
+  if (!Array.isArray(values)) fail("type", context, "sinkLogits", "an array of numbers", values);
+  if (values.length === 0) fail("range", context, "sinkLogits.length", "at least 1", 0);
+  values.forEach((v, i) => {
+    if (typeof v !== "number") fail("type", context, `sinkLogits[${i}]`, "a number", v);
+    if (!Number.isFinite(v)) fail("range", context, `sinkLogits[${i}]`, "finite", v);
+  });
 }
 
 /** Sizes of a spec, read from its descriptors. */

@@ -7,6 +7,7 @@ import { assertExpr, exprKey, substituteScore } from "./expr_tree.ts";
 import {
   assertKernelFamily,
   assertScale,
+  assertSinkLogits,
   assertTile,
   type AttentionSpec,
   type KernelFamily,
@@ -159,4 +160,30 @@ export function tile(shape: TileShape): Transform {
 export function kernel(family: KernelFamily): Transform {
   assertKernelFamily(family);
   return (spec) => update(spec, { kernel: family }, "kernel");
+}
+
+/**
+ * Adds a learned sink logit per query head (as in GPT-OSS and StreamingLLM's sink tokens, but as
+ * a parameter): a virtual key with score `values[h]` and a zero value that joins every row's
+ * softmax denominator, so a row may attend to "nothing". With visible scores `s_j`:
+ * `lse = log(Σ exp(s_j) + exp(values[h]))` and `out = Σ exp(s_j - lse) · v_j`; a row that sees
+ * no key gives zeros and `lse = values[h]`. Probabilities then sum to less than one. The sink
+ * is not scaled and not passed through the score modifier.
+ *
+ * @param values One finite logit per query head (`lower()` checks the count).
+ * @returns The transform.
+ * @throws {TypeError} If `values` is not an array of numbers.
+ * @throws {RangeError} If it is empty or a value is not finite, naming the index.
+ * @example
+ * ```ts
+ * import { attention, sinkLogits, tensorDesc } from "@attend/attend/core";
+ * const x = tensorDesc([1, 2, 4, 8]);
+ * const spec = sinkLogits([0.5, -1])(attention(x, x, x));
+ * if (spec.sinkLogits?.[1] !== -1) throw new Error("one logit per head");
+ * ```
+ */
+export function sinkLogits(values: readonly number[]): Transform {
+  assertSinkLogits(values, "create sink logits");
+  const frozen = Object.freeze([...values]);
+  return (spec) => update(spec, { sinkLogits: frozen }, "sinkLogits()");
 }

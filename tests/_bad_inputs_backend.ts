@@ -14,6 +14,7 @@ import {
   mask,
   score,
   scoreMod,
+  sinkLogits,
   tensorDesc,
   tile,
   UnsupportedSpecError,
@@ -64,6 +65,7 @@ export const BACKEND_BAD_INPUTS: readonly BadInput[] = [
   row("backend.tensor()", "more elements than a kernel addresses, before any allocation", (f) => f.backend.tensor(uncopyable(2 ** 33), [2 ** 33]), RangeError, "must have at most 4294967296 elements", "current element count is 8589934592", "cpu"),
   row("backend.tensor()", "over the device's buffer limit, before any host copy", (f) => f.backend.tensor(uncopyable(overLimit(f)), [overLimit(f)]), RangeError, "maxBufferSize", (f) => `current value is ${4 * overLimit(f)} bytes`, "webgpu"),
   // plan() and lower()
+  row("backend.plan()", "sink logits for fewer heads than the spec has", (f) => f.backend.plan(sinkLogits([1])(f.spec)), RangeError, "sinkLogits.length must be q heads (2)", "current value is 1"),
   row("backend.plan()", "per-head parameter with fewer values than heads", (f) => f.backend.plan(scoreMod(add(score, headParam([1])))(f.spec)), RangeError, "scoreMod headParam values.length must be q heads (2)", "current value is 1"),
   row("backend.plan()", "per-head parameter with more values than heads", (f) => f.backend.plan(mask(lt(headParam([1, 2, 3]), 5))(f.spec)), RangeError, "mask headParam values.length must be q heads (2)", "current value is 3"),
   row("backend.plan()", "spec whose scale was edited to NaN", (f) => f.backend.plan({ ...f.spec, scale: NaN }), RangeError, "scale must be a finite number", "NaN"),

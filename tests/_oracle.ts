@@ -18,6 +18,8 @@ export interface OracleCase extends SpecSizes {
   readonly scale: number;
   readonly allowed?: (b: number, h: number, i: number, j: number) => boolean;
   readonly modify?: (s: number, b: number, h: number, i: number, j: number) => number;
+  /** One sink logit per query head: a virtual key of that score and a zero value. */
+  readonly sinks?: readonly number[];
 }
 
 /** Reference results. */
@@ -56,12 +58,15 @@ function reference(c: OracleCase, round: (x: number) => number): OracleResult {
           max = Math.max(max, score);
         }
         const row = (b * heads + h) * qLen + i;
-        let sum = 0;
+        // The sink joins the softmax as one more score whose value row is zero.
+        const sink = c.sinks?.[h];
+        const top = sink === undefined ? max : Math.max(max, sink);
+        let sum = sink === undefined ? 0 : round(Math.exp(round(sink - top)));
         for (let j = 0; j < kvLen; j++) {
-          s[j] = max === -Infinity ? 0 : round(Math.exp(round(s[j] - max)));
+          s[j] = max === -Infinity ? 0 : round(Math.exp(round(s[j] - top)));
           sum = round(sum + s[j]);
         }
-        lse[row] = sum > 0 ? max + Math.log(sum) : -Infinity;
+        lse[row] = sum > 0 ? top + Math.log(sum) : -Infinity;
         for (let j = 0; j < kvLen; j++) probs[row * kvLen + j] = sum > 0 ? round(s[j] / sum) : 0;
         for (let d = 0; d < valueDim; d++) {
           let acc = 0;

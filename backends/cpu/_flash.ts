@@ -7,6 +7,7 @@
  * @module
  */
 import { planLayout } from "../../core/lower.ts";
+import { finishRow } from "./_finish.ts";
 import type { KernelContext } from "./_kernel_context.ts";
 import { scoreAt, visible } from "./_kernel_context.ts";
 
@@ -60,12 +61,10 @@ export function runFlash(ctx: KernelContext): void {
           }
         }
         for (let i = i0; i < i1; i++) {
-          const r = i - i0, o = ((b * heads + h) * qLen + i) * valueDim, sum = rowSum[r];
-          const inv = sum <= 0 ? 0 : 1 / sum; // NaN stays NaN
-          for (let d = 0; d < valueDim; d++) ctx.out[o + d] = acc[r * valueDim + d] * inv;
-          if (ctx.lse) {
-            ctx.lse[(b * heads + h) * qLen + i] = sum <= 0 ? -Infinity : rowMax[r] + Math.log(sum);
-          }
+          const r = i - i0, o = ((b * heads + h) * qLen + i) * valueDim;
+          const { weight, lse } = finishRow(rowMax[r], rowSum[r], ctx.plan.sinkLogits?.[h]);
+          for (let d = 0; d < valueDim; d++) ctx.out[o + d] = acc[r * valueDim + d] * weight;
+          if (ctx.lse) ctx.lse[(b * heads + h) * qLen + i] = lse;
         }
       }
     }

@@ -5,6 +5,7 @@
  * reaches the row; over visible keys the arithmetic is IEEE (see `attention()`).
  * @module
  */
+import { finishRow } from "./_finish.ts";
 import type { KernelContext } from "./_kernel_context.ts";
 import { scoreAt, visible } from "./_kernel_context.ts";
 
@@ -35,11 +36,11 @@ export function runMaterialized(ctx: KernelContext, probs?: Float32Array): void 
         for (let j = 0; j < kvLen; j++) {
           sum += row[j] = hid[j] || max === -Infinity ? 0 : Math.exp(row[j] - max);
         }
-        const inv = sum <= 0 ? 0 : 1 / sum; // NaN stays NaN
-        for (let j = 0; j < kvLen; j++) row[j] = hid[j] ? 0 : row[j] * inv;
+        const { weight, lse } = finishRow(max, sum, ctx.plan.sinkLogits?.[h]);
+        for (let j = 0; j < kvLen; j++) row[j] = hid[j] ? 0 : row[j] * weight;
         const head = (b * heads + h) * qLen + i;
         if (probs) probs.set(row, head * kvLen);
-        if (ctx.lse) ctx.lse[head] = sum <= 0 ? -Infinity : max + Math.log(sum);
+        if (ctx.lse) ctx.lse[head] = lse;
         acc.fill(0);
         for (let j = 0; j < kvLen; j++) {
           if (hid[j]) continue;

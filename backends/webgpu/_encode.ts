@@ -99,6 +99,7 @@ async function compileKernels(compiler: KernelCompiler, plan: KernelPlan): Promi
     dtype: plan.dtype,
     mask: plan.mask,
     scoreMod: plan.scoreMod,
+    sinkLogits: plan.sinkLogits,
   };
   const pack = plan.dtype === "f16" ? pipelines.get("pack f16", packF16Wgsl()) : undefined;
   if (plan.family === "flash") {
@@ -210,7 +211,9 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
   let probs: GPUBuffer | undefined;
   const encoder = device.createCommandEncoder({ label });
   const pass = encoder.beginComputePass({ label });
-  const table = modifierLiterals(plan.mask, plan.scoreMod);
+  const table = modifierLiterals(plan.mask, plan.scoreMod, plan.sinkLogits);
+  // The scores pass reads the literals of its mask and modifier only, never the sink logits.
+  const scoreLiterals = modifierLiterals(plan.mask, plan.scoreMod).values.length > 0;
   const lits: Bindings = table.values.length
     ? { [LITERALS_BINDING]: uniform(literalWords(table).buffer as ArrayBuffer) }
     : {};
@@ -248,7 +251,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
           0: params,
           1: bound.q,
           2: bound.k,
-          ...lits,
+          ...(scoreLiterals ? lits : {}),
           4: scores,
         }, [tiles(kvLen), tiles(qLen), count]);
       }
@@ -257,7 +260,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
           device,
           pass,
           kernels.softmax,
-          { 0: params, 4: scores, 5: lse },
+          { 0: params, 4: scores, 5: lse, ...(plan.sinkLogits ? lits : {}) },
           grid(count * qLen),
         );
         if (valueDim > 0) {

@@ -14,6 +14,7 @@ import type { FlashRegions } from "./_flash_regions.ts";
 import type { MicroKernels } from "./_micro_kernels.ts";
 import { GEMM_ROWS } from "./_gemm.ts";
 import { tileFinite } from "./_flash_pack.ts";
+import { finishRow } from "../_finish.ts";
 
 /** Everything a thread needs to run rows of a packed flash run. */
 export interface FlashRowsContext {
@@ -192,11 +193,11 @@ function writeRows(
   const { memory, regions, plan } = ctx;
   const { heads, qLen, valueDim } = plan.sizes;
   const head = (b * heads + h) * qLen + i0;
+  const sink = plan.sinkLogits?.[h];
   for (let i = 0; i < rows; i++) {
-    const max = memory[stats + 2 * i], sum = memory[stats + 2 * i + 1];
-    const inv = sum <= 0 ? 0 : 1 / sum; // NaN stays NaN
+    const { weight, lse } = finishRow(memory[stats + 2 * i], memory[stats + 2 * i + 1], sink);
     const from = o + i * regions.valueCols, to = regions.out / 4 + (head + i) * valueDim;
-    for (let d = 0; d < valueDim; d++) memory[to + d] = memory[from + d] * inv;
-    memory[regions.lse / 4 + head + i] = sum <= 0 ? -Infinity : max + Math.log(sum);
+    for (let d = 0; d < valueDim; d++) memory[to + d] = memory[from + d] * weight;
+    memory[regions.lse / 4 + head + i] = lse;
   }
 }

@@ -3,7 +3,7 @@
  * packed f16 storage, and the mask/score splice point.
  * @module
  */
-import type { Expr } from "../../../core/expr.ts";
+import { type Expr, headParam } from "../../../core/expr.ts";
 import { type LiteralTable, toWgsl } from "../../../core/to_wgsl.ts";
 import type { DType } from "../../../core/tensor_desc.ts";
 
@@ -66,23 +66,34 @@ export function inputsWgsl(dtype: DType): string {
 export const LITERALS_BINDING = 7;
 
 /**
- * The splice point: `mask_mod` and `score_mod` generated from the plan's Exprs, their constants
- * read from a uniform block so that new window sizes or caps reuse the pipeline.
+ * The splice point: `mask_mod` and `score_mod` generated from the plan's Exprs, and
+ * `sink_logit` (the head's sink logit) when the plan has sink logits, their constants read from
+ * a uniform block so that new window sizes, caps or logits reuse the pipeline.
  */
-export function modifiersWgsl(mask: Expr | undefined, scoreMod: Expr | undefined): string {
+export function modifiersWgsl(
+  mask: Expr | undefined,
+  scoreMod: Expr | undefined,
+  sinkLogits?: readonly number[],
+): string {
   const table = { values: [], kinds: [] } as LiteralTable;
   const fns = (mask ? toWgsl("mask_mod", mask, table) : "") +
-    (scoreMod ? toWgsl("score_mod", scoreMod, table) : "");
+    (scoreMod ? toWgsl("score_mod", scoreMod, table) : "") +
+    (sinkLogits ? toWgsl("sink_logit", headParam(sinkLogits), table) : "");
   if (table.values.length === 0) return fns;
   const vec4s = Math.ceil(table.values.length / 4);
   return `@group(0) @binding(${LITERALS_BINDING}) var<uniform> lits: array<vec4<u32>, ${vec4s}>;\n${fns}`;
 }
 
 /** The literal table of a plan's modifiers, in the order `modifiersWgsl` reads it. */
-export function modifierLiterals(mask: Expr | undefined, scoreMod: Expr | undefined): LiteralTable {
+export function modifierLiterals(
+  mask: Expr | undefined,
+  scoreMod: Expr | undefined,
+  sinkLogits?: readonly number[],
+): LiteralTable {
   const table = { values: [], kinds: [] } as LiteralTable;
   if (mask) toWgsl("mask_mod", mask, table);
   if (scoreMod) toWgsl("score_mod", scoreMod, table);
+  if (sinkLogits) toWgsl("sink_logit", headParam(sinkLogits), table);
   return table;
 }
 

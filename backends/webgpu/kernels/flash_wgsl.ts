@@ -52,6 +52,8 @@ export interface FlashParams {
   readonly vec: boolean;
   readonly mask?: Expr;
   readonly scoreMod?: Expr;
+  /** One sink logit per query head, joining each row's denominator. */
+  readonly sinkLogits?: readonly number[];
 }
 
 /** What fixes a flash kernel's workgroup size and memory. */
@@ -321,7 +323,7 @@ export function flashWgsl(params: FlashParams): string {
 @group(0) @binding(4) var<storage, read> tiles: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out_buf: array<f32>;
 @group(0) @binding(6) var<storage, read_write> lse_buf: array<f32>;
-${modifiersWgsl(params.mask, params.scoreMod)}${NEG_WGSL}
+${modifiersWgsl(params.mask, params.scoreMod, params.sinkLogits)}${NEG_WGSL}
 const BQ: u32 = ${tile.q}u;
 const BK: u32 = ${tile.kv}u;
 const BQ4: u32 = ${TQ}u;
@@ -494,7 +496,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   workgroupBarrier();
   var total = vec4<f32>(0.0);
   for (var t = 0u; t < TK; t++) { total += sh[VOFF + t * BQ4 + ty]; }
-  let inv = select(1.0 / total, vec4<f32>(0.0), total <= vec4<f32>(0.0));
+  ${
+    params.sinkLogits
+      ? `// Each row's sink logit joins its denominator: out = acc · e^(m - top) / denom.
+  let sinks = vec4<f32>(${
+        ROWS.map((r) => `sink_logit(i32(b), i32(hr[${r}]), 0, 0, 0, 0, 0.0)`).join(", ")
+      });
+  let top = max(m, sinks);
+  let kept = exp(m - top);
+  let denom = total * kept + exp(sinks - top);
+  let inv = select(kept / denom, vec4<f32>(0.0), total <= vec4<f32>(0.0));`
+      : `let inv = select(1.0 / total, vec4<f32>(0.0), total <= vec4<f32>(0.0));`
+  }
   ${
     ROWS.map((r) =>
       `if (rows_ok[${r}]) {
@@ -513,7 +526,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
     if (tx == 0u) {
       lse_buf[min(row, arrayLength(&lse_buf) - 1u)] =
-        select(m.${XYZW[r]} + log(total.${XYZW[r]}), ${NEG_INF_WGSL}, total.${XYZW[r]} <= 0.0);
+        ${
+        params.sinkLogits
+          ? `select(top.${XYZW[r]} + log(denom.${XYZW[r]}), sinks.${XYZW[r]}, total.${
+            XYZW[r]
+          } <= 0.0);`
+          : `select(m.${XYZW[r]} + log(total.${XYZW[r]}), ${NEG_INF_WGSL}, total.${
+            XYZW[r]
+          } <= 0.0);`
+      }
     }
   }`
     ).join("\n  ")

@@ -22,6 +22,8 @@ export interface MaterializedParams {
   readonly dtype: DType;
   readonly mask?: Expr;
   readonly scoreMod?: Expr;
+  /** One sink logit per query head, joining each row's denominator. */
+  readonly sinkLogits?: readonly number[];
 }
 
 function header(params: MaterializedParams): string {
@@ -70,7 +72,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
  * entries become `HIDDEN` (-0.0) probabilities, which the output pass skips.
  */
 export function softmaxWgsl(params: MaterializedParams): string {
-  return `${header(params)}
+  const sinks = params.sinkLogits;
+  // All modifiers are declared so that the sink logits sit where the bound literal table has them.
+  return `${header(params)}${sinks ? modifiersWgsl(params.mask, params.scoreMod, sinks) : ""}
 @group(0) @binding(5) var<storage, read_write> lse_buf: array<f32>;
 var<workgroup> red: array<f32, 256>;
 fn reduce(lid: u32, x: f32, is_max: bool) -> f32 {
@@ -100,14 +104,28 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     sum += e;
   }
   sum = reduce(lid, sum, false);
-  let inv = select(1.0 / sum, 0.0, sum <= 0.0);
+  ${
+    sinks
+      ? `// The head's sink logit joins the denominator: p = e^(x - mx) · e^(mx - top) / denom.
+  let hd = head_of(row / p.q_len);
+  let sink = sink_logit(i32(hd.x), i32(hd.y), 0, 0, 0, 0, 0.0);
+  let top = max(mx, sink);
+  let kept = exp(mx - top);
+  let denom = sum * kept + exp(sink - top);
+  let inv = select(kept / denom, 0.0, sum <= 0.0);`
+      : "let inv = select(1.0 / sum, 0.0, sum <= 0.0);"
+  }
   for (var j = lid; j < p.kv_len; j += 256u) {
     let e = scores[base + j];
     scores[base + j] = select(e * inv, e, is_hidden(e));
   }
   if (lid == 0u) {
     let lse_row = min(p.head_base * p.q_len + row, arrayLength(&lse_buf) - 1u);
-    lse_buf[lse_row] = select(mx + log(sum), ${NEG_INF_WGSL}, sum <= 0.0);
+    lse_buf[lse_row] = ${
+    sinks
+      ? "select(top + log(denom), sink, sum <= 0.0)"
+      : `select(mx + log(sum), ${NEG_INF_WGSL}, sum <= 0.0)`
+  };
   }
 }
 `;
