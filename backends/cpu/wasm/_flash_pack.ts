@@ -14,6 +14,9 @@ import type { MicroKernels } from "./_micro_kernels.ts";
 import { dataOf } from "../_storage.ts";
 import type { FlashRegions } from "./_flash_regions.ts";
 
+/** `finite` flags: not yet checked, every value finite, some value NaN or infinite. */
+const FINITE_UNKNOWN = 0, FINITE_YES = 1, FINITE_NO = 2;
+
 /** Head `(b, h)` of a rank-4 view as a `[rows, dim]` descriptor. */
 function headDesc(t: Tensor, b: number, h: number): TensorDesc {
   const [, , rows, dim] = t.shape;
@@ -102,9 +105,6 @@ export function packFlashInputs(
     }
   }
 }
-
-/** `finite` flags: not yet checked, every value finite, some value NaN or infinite. */
-export const FINITE_UNKNOWN = 0, FINITE_YES = 1, FINITE_NO = 2;
 
 /**
  * Whether every value of KV tile `col` (values at `v`, rows of `valueCols`) is finite, checked

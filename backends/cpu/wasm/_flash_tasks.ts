@@ -10,7 +10,7 @@ import { type FlashRowsContext, runFlashRows } from "./_flash_rows.ts";
 const ROWS_PER_TASK = 2;
 
 /** Tasks of a run with `rows` query-tile rows per head. */
-export function taskCount(ctx: Pick<FlashRowsContext, "plan" | "layout">): number {
+function taskCount(ctx: Pick<FlashRowsContext, "plan" | "layout">): number {
   const { batch, heads } = ctx.plan.sizes;
   return batch * heads * Math.ceil(ctx.layout.rows / ROWS_PER_TASK);
 }

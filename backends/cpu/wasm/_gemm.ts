@@ -21,7 +21,7 @@ export interface GemmStrides {
 const UNROLL = 4;
 
 /** Emits `acc = a · b + acc`, fused with relaxed SIMD. */
-export function emitMadd(
+function emitMadd(
   f: FunctionWriter,
   relaxed: boolean,
   a: Local,

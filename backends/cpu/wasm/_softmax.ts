@@ -43,7 +43,7 @@ const EXP_CONSTANTS = {
  * Declares the locals `emitExp` uses and loads its constants (V8 rebuilds a `v128.const` at
  * every use; a local stays in a register or is one memory operand).
  */
-export function expLocals(f: FunctionWriter): ExpLocals {
+function expLocals(f: FunctionWriter): ExpLocals {
   const [t, n, p] = f.locals("v128", 3);
   const coeff = f.locals("v128", EXP_POLY.length);
   EXP_POLY.forEach((c, i) => f.f32x4(c).set(coeff[i]));
@@ -67,7 +67,7 @@ function emitHornerStep(f: FunctionWriter, relaxed: boolean, acc: Local, x: Loca
  * Emits `x = exp(x)` on an f32x4 for `x <= 0` (softmax's `s - max`): `2^n · p(r)` with
  * `x = n·ln2 + r`. About 1 ulp; NaN stays NaN; arguments below `EXP_MIN` (and -Infinity) give 0.
  */
-export function emitExp(f: FunctionWriter, relaxed: boolean, x: Local, s: ExpLocals): void {
+function emitExp(f: FunctionWriter, relaxed: boolean, x: Local, s: ExpLocals): void {
   const { t, n, p, coeff } = s;
   const c = s.constants;
   // n = round(x · log2 e), as a float after subtracting the rounder, as an integer in n's bits.
