@@ -50,10 +50,29 @@ export function interval(e: Expr, bounds: Bounds): Interval {
   return compiled(e)(bounds);
 }
 
-/** An Expr's interval interpretation, compiled to closures once per frozen node. */
-type IntervalFn = (bounds: Bounds) => Interval;
+/** An Expr's interval interpretation: bounds of its value over a box of variable values. */
+export type IntervalFn = (bounds: Bounds) => Interval;
 
 const compiledIntervals = new WeakMap<Expr, IntervalFn>();
+
+/**
+ * Compiles an Expr's interval interpretation once (cached per frozen node), for callers that
+ * bound it many times, such as block layouts.
+ *
+ * @param e The expression.
+ * @returns `interval(e, ·)` without the per-call checks.
+ * @throws {TypeError} If `e` is not a well-formed Expr.
+ * @example
+ * ```ts
+ * import { compileInterval, kvIdx, lt } from "@attend/attend/core";
+ * const bound = compileInterval(lt(kvIdx, 4));
+ * if (bound({ kvIdx: [0, 3] })[0] !== 1 || bound({ kvIdx: [4, 9] })[1] !== 0) throw new Error();
+ * ```
+ */
+export function compileInterval(e: Expr): IntervalFn {
+  assertExpr(e, "compile interval", "e");
+  return compiled(e);
+}
 
 function compiled(e: Expr): IntervalFn {
   const known = compiledIntervals.get(e);
@@ -65,10 +84,24 @@ function compiled(e: Expr): IntervalFn {
 
 function build(e: Expr): IntervalFn {
   switch (e.op) {
-    case "var": {
-      const name = e.name;
-      return (bounds) => bounds[name] ?? UNKNOWN;
-    }
+    case "var":
+      // Named reads, not `bounds[name]`: a keyed load with a changing key is megamorphic in V8.
+      switch (e.name) {
+        case "qIdx":
+          return (bounds) => bounds.qIdx ?? UNKNOWN;
+        case "kvIdx":
+          return (bounds) => bounds.kvIdx ?? UNKNOWN;
+        case "qLen":
+          return (bounds) => bounds.qLen ?? UNKNOWN;
+        case "kvLen":
+          return (bounds) => bounds.kvLen ?? UNKNOWN;
+        case "b":
+          return (bounds) => bounds.b ?? UNKNOWN;
+        case "h":
+          return (bounds) => bounds.h ?? UNKNOWN;
+        default:
+          return (bounds) => bounds.score ?? UNKNOWN;
+      }
     case "lit": {
       const value: Interval = [e.value, e.value];
       return () => value;

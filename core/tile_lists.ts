@@ -9,7 +9,7 @@
 import type { Expr } from "./expr.ts";
 import { assertExpr } from "./expr_tree.ts";
 import { assertInteger, assertObject, checkOptions } from "./_check.ts";
-import { type Bounds, interval } from "./interval.ts";
+import { type Bounds, compileInterval } from "./interval.ts";
 
 /** Sizes a mask is classified for. */
 export interface ClassifyOptions {
@@ -106,12 +106,13 @@ export function tileLists(
     qLen: [qLen, qLen],
     kvLen: [kvLen, kvLen],
   };
+  const bound = mask && compileInterval(mask);
   /** Lists the non-empty tiles of columns `[c0, c1)` of the current row. */
   const list = (c0: number, c1: number) => {
     let lo = 1, hi = 1;
-    if (mask) {
+    if (bound) {
       bounds.kvIdx = [c0 * tileKv, Math.min(kvLen, c1 * tileKv) - 1];
-      [lo, hi] = interval(mask, bounds);
+      [lo, hi] = bound(bounds);
     }
     if (hi <= 0) return;
     if (lo >= 1 || c1 - c0 === 1) {
@@ -125,7 +126,18 @@ export function tileLists(
   for (let row = 0; row < rows; row++) {
     const last = Math.min(qLen * pack, (row + 1) * tileQ) - 1;
     bounds.qIdx = [Math.floor((row * tileQ) / pack), Math.floor(last / pack)];
-    if (cols > 0) list(0, cols);
+    // Rows of structured masks change little: split at the previous row's listed span (widened
+    // by a tile each side) so the ranges outside it are usually settled by one bound each. Any
+    // split lists the same tiles, since every range is bisected down to single tiles.
+    const [from, to] = row > 0 ? [rowStart[row - 1], rowStart[row]] : [0, 0];
+    if (to > from) {
+      const a = Math.max(0, tileCol[from] - 1), b = Math.min(cols, tileCol[to - 1] + 2);
+      if (a > 0) list(0, a);
+      list(a, b);
+      if (b < cols) list(b, cols);
+    } else if (cols > 0) {
+      list(0, cols);
+    }
     rowStart[row + 1] = tileCol.length;
   }
   return Object.freeze({
