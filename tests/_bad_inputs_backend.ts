@@ -12,6 +12,7 @@ import {
   kernel,
   lt,
   mask,
+  or,
   score,
   scoreMod,
   sinkLogits,
@@ -23,6 +24,7 @@ import { attend } from "../attend.ts";
 import { registerBackend } from "../backends/backend.ts";
 import { createWebGpuBackend, type WebGpuBackend } from "../backends/webgpu/mod.ts";
 import { createCpuBackend } from "../backends/cpu/mod.ts";
+import { blockMask } from "../variants/mod.ts";
 import { type BadInput, type Fixture, row } from "./_bad_inputs.ts";
 
 const hand = (x: unknown) => x as never;
@@ -38,6 +40,13 @@ const uncopyable = (length: number) =>
 /** f32 elements one past the WebGPU device's buffer limit. */
 const overLimit = (f: Fixture) =>
   Math.floor((f.backend as unknown as WebGpuBackend).device.limits.maxBufferSize / 4) + 1;
+/** A 90×90 tile matrix: a block mask whose table takes 8100 of the literal words. */
+const tileMatrix = (seed: number) =>
+  blockMask(
+    Array.from({ length: 90 }, (_, i) =>
+      Array.from({ length: 90 }, (_, j) => (i * j + seed) % 3 === 0)),
+    { tileQ: 1, tileKv: 1 },
+  );
 const plain = (q: number[], k: number[], opts = {}) =>
   attention(tensorDesc(q), tensorDesc(k), tensorDesc(k), opts);
 
@@ -65,6 +74,7 @@ export const BACKEND_BAD_INPUTS: readonly BadInput[] = [
   row("backend.tensor()", "more elements than a kernel addresses, before any allocation", (f) => f.backend.tensor(uncopyable(2 ** 33), [2 ** 33]), RangeError, "must have at most 4294967296 elements", "current element count is 8589934592", "cpu"),
   row("backend.tensor()", "over the device's buffer limit, before any host copy", (f) => f.backend.tensor(uncopyable(overLimit(f)), [overLimit(f)]), RangeError, "maxBufferSize", (f) => `current value is ${4 * overLimit(f)} bytes`, "webgpu"),
   // plan() and lower()
+  row("backend.plan()", "literals beyond the device's uniform binding, before any compile", (f) => f.backend.plan(mask(or(or(tileMatrix(1), tileMatrix(2)), tileMatrix(3)))(f.spec)), UnsupportedSpecError, "mask, scoreMod and sinkLogits literals is unsupported", "(the device binds at most", "webgpu"),
   row("backend.plan()", "sink logits for fewer heads than the spec has", (f) => f.backend.plan(sinkLogits([1])(f.spec)), RangeError, "sinkLogits.length must be q heads (2)", "current value is 1"),
   row("backend.plan()", "per-head parameter with fewer values than heads", (f) => f.backend.plan(scoreMod(add(score, headParam([1])))(f.spec)), RangeError, "scoreMod headParam values.length must be q heads (2)", "current value is 1"),
   row("backend.plan()", "per-head parameter with more values than heads", (f) => f.backend.plan(mask(lt(headParam([1, 2, 3]), 5))(f.spec)), RangeError, "mask headParam values.length must be q heads (2)", "current value is 3"),

@@ -4,6 +4,7 @@
  * @module
  */
 import type { TileLists } from "../../core/tile_lists.ts";
+import { UnsupportedSpecError } from "../../core/errors.ts";
 import type { KernelPlan } from "../../core/lower.ts";
 import type { BufferPool, UniformPool } from "./_buffer_pool.ts";
 import { type Binding, type Bindings, dispatch, grid, paramsData } from "./_dispatch.ts";
@@ -148,6 +149,25 @@ function tileWords(layout: TileLists): Uint32Array {
     tileWordsOf.set(layout, words);
   }
   return words;
+}
+
+/**
+ * Refuses a plan whose lifted literals (mask and score-modifier constants, tables, sink logits)
+ * exceed the device's uniform binding, before any pipeline is built: the shader compiler would
+ * otherwise fail with "uniform block too big".
+ *
+ * @throws {UnsupportedSpecError} Naming the literals' size and the device's limit.
+ */
+export function assertLiteralsFit(device: GPUDevice, plan: KernelPlan): void {
+  const bytes = 4 * modifierLiterals(plan.mask, plan.scoreMod, plan.sinkLogits).values.length;
+  const limit = device.limits.maxUniformBufferBindingSize;
+  if (bytes > limit) {
+    throw new UnsupportedSpecError(
+      "webgpu",
+      "mask, scoreMod and sinkLogits literals",
+      `${bytes} bytes (the device binds at most ${limit})`,
+    );
+  }
 }
 
 /** Encodes, submits and checks one run. */

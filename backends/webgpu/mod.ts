@@ -36,7 +36,12 @@ import { checkOptions } from "../../core/_check.ts";
 import { BufferPool, type PoolStats, UniformPool } from "./_buffer_pool.ts";
 export type { PoolStats } from "./_buffer_pool.ts";
 import { acquireDevice, assertAlive, type GpuContext } from "./_device.ts";
-import { compiledKernels, encodeAttention, type KernelCompiler } from "./_encode.ts";
+import {
+  assertLiteralsFit,
+  compiledKernels,
+  encodeAttention,
+  type KernelCompiler,
+} from "./_encode.ts";
 import { type CompileStats, PipelineCache } from "./_pipelines.ts";
 export type { CompileStats } from "./_pipelines.ts";
 import { readBack, StagingPool } from "./_readback.ts";
@@ -286,16 +291,20 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
     },
     plan(spec: AttentionSpec): KernelPlan {
       checkOpen(disposed, "webgpu");
-      return lower(spec, caps);
+      const plan = lower(spec, caps);
+      assertLiteralsFit(device, plan);
+      return plan;
     },
     async prepare(plan: KernelPlan): Promise<void> {
       usable();
       assertPlan(plan, caps);
+      assertLiteralsFit(device, plan);
       await compiledKernels(compiler, plan);
     },
     async run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs> {
       usable();
       assertPlan(plan, caps);
+      assertLiteralsFit(device, plan);
       const inputs = checkRunInputs<GpuStorage>(plan, io, "webgpu", owner);
       const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
       const result = await encodeAttention({
