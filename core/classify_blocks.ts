@@ -6,7 +6,8 @@
  */
 import type { Expr } from "./expr.ts";
 import { assertObject, fail } from "./_check.ts";
-import { type ClassifyOptions, tileLists } from "./tile_lists.ts";
+import type { ClassifyOptions } from "./tile_lists.ts";
+import { listTiles } from "./_tile_lists.ts";
 
 /** Tile kinds, in the order kernels read them. */
 export const BlockKind: Readonly<{ empty: 0; partial: 1; full: 2 }> = Object.freeze(
@@ -56,7 +57,7 @@ export interface BlockLayout {
  * ```
  */
 export function classifyBlocks(mask: Expr | undefined, options: ClassifyOptions): BlockLayout {
-  const lists = tileLists(mask, options, "classify blocks");
+  const lists = listTiles(mask, options, "classify blocks");
   const { tileQ, tileKv, pack, rows, cols } = lists;
   const kinds = new Uint8Array(rows * cols);
   for (let row = 0; row < rows; row++) {

@@ -151,6 +151,35 @@ function tileWords(layout: TileLists): Uint32Array {
   return words;
 }
 
+/** A plan's literals: how many, as uniform words (padded to vec4s), and whether any are the
+ * mask's or modifier's. */
+interface PlanLiterals {
+  readonly count: number;
+  readonly words: Uint32Array;
+  readonly scoreLiterals: boolean;
+}
+
+const literalsOf = new WeakMap<KernelPlan, PlanLiterals>();
+
+/**
+ * A plan's lifted literals as uniform words, and whether its mask and modifier have any (the
+ * scores pass reads only those, never the sink logits). Generated once per plan: it runs the
+ * WGSL generator.
+ */
+function planLiterals(plan: KernelPlan): PlanLiterals {
+  let known = literalsOf.get(plan);
+  if (!known) {
+    const table = modifierLiterals(plan.mask, plan.scoreMod, plan.sinkLogits);
+    known = {
+      count: table.values.length,
+      words: literalWords(table),
+      scoreLiterals: modifierLiterals(plan.mask, plan.scoreMod).values.length > 0,
+    };
+    literalsOf.set(plan, known);
+  }
+  return known;
+}
+
 /**
  * Refuses a plan whose lifted literals (mask and score-modifier constants, tables, sink logits)
  * exceed the device's uniform binding, before any pipeline is built: the shader compiler would
@@ -159,7 +188,7 @@ function tileWords(layout: TileLists): Uint32Array {
  * @throws {UnsupportedSpecError} Naming the literals' size and the device's limit.
  */
 export function assertLiteralsFit(device: GPUDevice, plan: KernelPlan): void {
-  const bytes = 4 * modifierLiterals(plan.mask, plan.scoreMod, plan.sinkLogits).values.length;
+  const bytes = planLiterals(plan).words.byteLength;
   const limit = device.limits.maxUniformBufferBindingSize;
   if (bytes > limit) {
     throw new UnsupportedSpecError(
@@ -231,11 +260,9 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
   let probs: GPUBuffer | undefined;
   const encoder = device.createCommandEncoder({ label });
   const pass = encoder.beginComputePass({ label });
-  const table = modifierLiterals(plan.mask, plan.scoreMod, plan.sinkLogits);
-  // The scores pass reads the literals of its mask and modifier only, never the sink logits.
-  const scoreLiterals = modifierLiterals(plan.mask, plan.scoreMod).values.length > 0;
-  const lits: Bindings = table.values.length
-    ? { [LITERALS_BINDING]: uniform(literalWords(table).buffer as ArrayBuffer) }
+  const { count: literals, words, scoreLiterals } = planLiterals(plan);
+  const lits: Bindings = literals
+    ? { [LITERALS_BINDING]: uniform(words.buffer as ArrayBuffer) }
     : {};
   const qkv: Bindings = { 1: bound.q, 2: bound.k, 3: bound.v, ...lits };
   const totalHeads = batch * heads;

@@ -47,12 +47,7 @@ function name(s: string): number[] {
 
 /** Scalar opcodes (one byte). */
 const SCALAR = {
-  "i32.eqz": 0x45,
-  "i32.eq": 0x46,
-  "i32.ne": 0x47,
-  "i32.lt_s": 0x48,
   "i32.lt_u": 0x49,
-  "i32.gt_u": 0x4b,
   "i32.ge_u": 0x4f,
   "i32.add": 0x6a,
   "i32.sub": 0x6b,
@@ -64,45 +59,32 @@ const SCALAR = {
   "f32.add": 0x92,
   "f32.sub": 0x93,
   "f32.mul": 0x94,
-  "f32.min": 0x96,
   "f32.max": 0x97,
-  "drop": 0x1a,
 } as const;
 
 /** SIMD opcodes (prefix 0xfd, then the LEB128 index). */
 const SIMD = {
-  "i32x4.splat": 0x11,
   "f32x4.splat": 0x13,
   "f32x4.lt": 0x43,
-  "f32x4.gt": 0x44,
   "v128.and": 0x4e,
   "v128.andnot": 0x4f,
   "v128.or": 0x50,
   "v128.bitselect": 0x52,
-  "f32x4.nearest": 0x6a,
   "i32x4.shl": 0xab,
-  "i32x4.shr_u": 0xad,
   "i32x4.add": 0xae,
-  "i32x4.sub": 0xb1,
-  "i32x4.eq": 0x37,
   "i32x4.gt_u": 0x3c,
-  "i32x4.lt_u": 0x3a,
   "f32x4.add": 0xe4,
   "f32x4.sub": 0xe5,
   "f32x4.mul": 0xe6,
   "f32x4.max": 0xe9,
-  "i32x4.trunc_sat_f32x4_s": 0xf8,
-  "f32x4.convert_i32x4_u": 0xfb,
   "f32x4.relaxed_madd": 0x105,
   "f32x4.relaxed_nmadd": 0x106,
 } as const;
 
 /** Loads and stores: opcode bytes and natural alignment (log2). */
 const MEMORY = {
-  "i32.load": [[0x28], 2],
   "f32.load": [[0x2a], 2],
   "f32.store": [[0x38], 2],
-  "i32.load16_u": [[0x2f], 1],
   "v128.load": [[0xfd, ...uleb(0x00)], 4],
   "v128.load16x4_u": [[0xfd, ...uleb(0x04)], 3],
   "v128.load32_splat": [[0xfd, ...uleb(0x09)], 2],
@@ -203,9 +185,6 @@ export class FunctionWriter {
   /** `if` with no result. */
   if(): this {
     return this.#emit(0x04, 0x40);
-  }
-  else(): this {
-    return this.#emit(0x05);
   }
   end(): this {
     return this.#emit(0x0b);

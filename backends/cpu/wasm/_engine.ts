@@ -18,8 +18,6 @@ const PAGE = 65536;
 export interface WasmEngine {
   /** The instruction set the modules are written for. */
   readonly path: Exclude<CpuKernelPath, "typescript">;
-  /** The memory they address. */
-  readonly memory: WebAssembly.Memory;
   /** The kernels specialized for a shape (compiled on first use). */
   kernels(shape: KernelShape): MicroKernels;
   /** A view of the whole memory, grown first to at least `bytes`. */
@@ -62,7 +60,6 @@ export function createWasmEngine(
   let view = new Float32Array(mem.buffer);
   return {
     path,
-    memory: mem,
     kernels(shape: KernelShape): MicroKernels {
       const key = `${shape.headDim},${shape.tileCols},${shape.valueCols}`;
       let kernels = instances.get(key);

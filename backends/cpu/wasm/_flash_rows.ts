@@ -7,11 +7,12 @@
  */
 import { type Bounds, interval } from "../../../core/interval.ts";
 import type { TileLists } from "../../../core/tile_lists.ts";
-import type { CompiledExpr, ExprEnv } from "../../../core/evaluate.ts";
+import { type CompiledExpr, compileExpr, type ExprEnv } from "../../../core/evaluate.ts";
 import type { Expr } from "../../../core/expr.ts";
 import type { KernelPlan } from "../../../core/lower.ts";
 import type { FlashRegions } from "./_flash_regions.ts";
 import type { MicroKernels } from "./_micro_kernels.ts";
+import type { WasmEngine } from "./_engine.ts";
 import { GEMM_ROWS } from "./_gemm.ts";
 import { tileFinite } from "./_flash_pack.ts";
 import { finishRow } from "../_finish.ts";
@@ -28,6 +29,29 @@ export interface FlashRowsContext {
   readonly mask?: CompiledExpr;
   readonly scoreMod?: CompiledExpr;
   readonly env: ExprEnv;
+}
+
+/**
+ * The context a thread runs rows with: the whole memory (grown to the run's regions), the
+ * kernels for the run's shape, and the plan's Exprs compiled.
+ */
+export function flashRowsContext(
+  engine: WasmEngine,
+  plan: KernelPlan,
+  layout: FlashRowsContext["layout"],
+  regions: FlashRegions,
+): FlashRowsContext {
+  const { headDim, qLen, kvLen } = plan.sizes;
+  return {
+    kernels: engine.kernels({ headDim, tileCols: regions.tileCols, valueCols: regions.valueCols }),
+    memory: engine.reserve(regions.bytes),
+    plan,
+    layout,
+    regions,
+    mask: plan.mask && compileExpr(plan.mask),
+    scoreMod: plan.scoreMod && compileExpr(plan.scoreMod),
+    env: { b: 0, h: 0, qIdx: 0, kvIdx: 0, qLen, kvLen, score: 0 },
+  };
 }
 
 /** The most negative f32: a running maximum that `exp(old - new)` turns into 0, never NaN. */

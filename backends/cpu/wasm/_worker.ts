@@ -5,12 +5,12 @@
  * run from the shared counter, and reports when none is left.
  * @module
  */
-import { compileExpr } from "../../../core/evaluate.ts";
 import type { KernelPlan } from "../../../core/lower.ts";
 import type { TileLists } from "../../../core/tile_lists.ts";
 import { createWasmEngine, type WasmEngine } from "./_engine.ts";
 import type { FlashRegions } from "./_flash_regions.ts";
 import { runTasks } from "./_flash_tasks.ts";
+import { flashRowsContext } from "./_flash_rows.ts";
 import type { CpuKernelPath } from "./_micro_kernels.ts";
 
 /** Messages a thread receives. */
@@ -53,26 +53,8 @@ function handle(request: ThreadRequest): ThreadReply | undefined {
   if (!engine) throw new Error("thread used before init");
   const { layout, regions, thread } = request;
   const plan = deepFreeze(request.plan);
-  const memory = engine.reserve(regions.bytes);
-  const { headDim, qLen, kvLen } = plan.sizes;
-  runTasks(
-    {
-      kernels: engine.kernels({
-        headDim,
-        tileCols: regions.tileCols,
-        valueCols: regions.valueCols,
-      }),
-      memory,
-      plan,
-      layout,
-      regions,
-      mask: plan.mask && compileExpr(plan.mask),
-      scoreMod: plan.scoreMod && compileExpr(plan.scoreMod),
-      env: { b: 0, h: 0, qIdx: 0, kvIdx: 0, qLen, kvLen, score: 0 },
-    },
-    new Int32Array(memory.buffer, regions.counter, 1),
-    thread,
-  );
+  const rows = flashRowsContext(engine, plan, layout, regions);
+  runTasks(rows, new Int32Array(rows.memory.buffer, regions.counter, 1), thread);
   return { ok: true };
 }
 

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { assert, assertEquals } from "@std/assert";
 import { cpuCaps, createCpuBackend } from "../../../backends/cpu/mod.ts";
-import { THREAD_MIN_FLOPS, visitedFlops } from "../../../backends/cpu/wasm/_flash_wasm.ts";
+import { THREAD_MIN_FLOPS } from "../../../backends/cpu/wasm/_flash_wasm.ts";
 import { attention, compose, explain, groupHeads, mask, scoreMod } from "../../../core/mod.ts";
 import { maskCase, problemData, scoreModCase } from "../../_arbitraries.ts";
 
@@ -54,7 +54,7 @@ Deno.test("threaded CPU flash gives the same bits as one thread, whatever the ma
               ...(mod ? [scoreMod(mod.expr)] : []),
             )(attention(q, k, v, { lse: true }));
             const plan = cpu.plan(spec);
-            if (cpu === two && visitedFlops(plan) < THREAD_MIN_FLOPS) return; // too small to thread
+            if (cpu === two && explain(plan).flops < THREAD_MIN_FLOPS) return; // too small to thread
             const { out, lse } = await cpu.run(plan, { q, k, v });
             outs.push(await cpu.readMany([out, lse!]));
           }
