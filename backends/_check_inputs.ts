@@ -5,7 +5,7 @@
  * @module
  */
 import type { KernelPlan } from "../core/lower.ts";
-import type { OwnedStorage, Tensor } from "./backend.ts";
+import type { OwnedStorage, RunInputs, Tensor } from "./backend.ts";
 import { extent, numel, type TensorDesc } from "../core/tensor_desc.ts";
 
 /** Throws unless `data` is array-like and holds exactly the elements of `desc`. */
@@ -114,26 +114,35 @@ export function checkReadTarget(target: Float32Array, t: TensorDesc, role: strin
   }
 }
 
+/** The inputs a plan reads: q, k, v, and the gates of hierarchical attention given them. */
+export type InputRole = "q" | "k" | "v" | "gates";
+
 /**
- * Checks q, k, v against a plan (already checked by core's `assertPlan`) and returns their
- * storages.
- * @throws {TypeError} For foreign or released tensors.
+ * Checks q, k, v (and the gates a hierarchical plan reads) against a plan (already checked by
+ * core's `assertPlan`) and returns their storages.
+ * @throws {TypeError} For foreign or released tensors, or gates the plan does not read.
  * @throws {RangeError} For tensors whose descriptors differ from the plan's.
  */
 export function checkRunInputs<S extends OwnedStorage>(
   plan: KernelPlan,
-  io: Record<"q" | "k" | "v", Tensor>,
+  io: RunInputs,
   backend: string,
   owner: object,
-): Record<"q" | "k" | "v", S> {
+): Record<"q" | "k" | "v", S> & { gates?: S } {
   if (io === null || typeof io !== "object") {
     throw new TypeError(`Cannot run plan: inputs must be { q, k, v }, current value is ${io}`);
   }
-  const storages = {} as Record<"q" | "k" | "v", S>;
-  for (const role of ["q", "k", "v"] as const) {
-    const t = io[role];
+  const gates = plan.hierarchy?.gates;
+  if (!gates && io.gates !== undefined) {
+    throw new TypeError(
+      "Cannot run plan: gates must be absent (the plan has no hierarchical gates), current value is a tensor",
+    );
+  }
+  const storages = {} as Record<InputRole, S>;
+  for (const role of gates ? ["q", "k", "v", "gates"] as const : ["q", "k", "v"] as const) {
+    const t = io[role]!;
     storages[role] = ownedStorage<S>(t, backend, owner, role);
-    const want = plan[role];
+    const want = role === "gates" ? gates! : plan[role];
     for (const field of ["dtype", "shape", "strides", "offset"] as const) {
       if (String(t[field]) !== String(want[field])) {
         throw new RangeError(

@@ -36,6 +36,8 @@ export interface RunInputs {
   readonly k: Tensor;
   /** Values, matching the plan's v descriptor. */
   readonly v: Tensor;
+  /** Gates `[B, Hq, Nq, 3]` of a hierarchical plan made with `gates` (and only of one). */
+  readonly gates?: Tensor;
 }
 
 /** Results of a run, all contiguous. */

@@ -4,12 +4,13 @@
  */
 import { type KernelPlan, planLayout } from "./lower.ts";
 import { tileListsBytes } from "./tile_lists.ts";
+import { hierarchyCounts, summaryCount } from "./hierarchy.ts";
 
 /** What a plan costs. */
 export interface PlanReport {
   /** Kernel family and backend. */
   readonly kernel: string;
-  /** Tile shape, `q×kv`. */
+  /** Tile shape, `q×kv` (hierarchical: summary `block/stride`). */
   readonly tile: string;
   /** Floating-point operations of the score and output products over visited tiles. */
   readonly flops: number;
@@ -49,6 +50,7 @@ function formatBytes(n: number): string {
  * ```
  */
 export function explain(plan: KernelPlan): PlanReport {
+  if (plan.family === "hierarchical") return explainHierarchy(plan);
   const { batch, heads, qLen, kvLen, headDim, valueDim } = plan.sizes;
   const layout = planLayout(plan);
   const bytes = plan.dtype === "f16" ? 2 : 4;
@@ -84,22 +86,56 @@ export function explain(plan: KernelPlan): PlanReport {
   const tiles = layout.rows * layout.cols;
   const d = tiles === 0 ? 1 : layout.tileCol.length / tiles;
   const tile = `${layout.tileQ}x${layout.tileKv}`;
+  const density = `${(d * 100).toFixed(1)}% of ${tiles} tiles, layout ${formatBytes(layoutBytes)}`;
+  return report(plan, { tile, flops, bytesMoved, scratchBytes, density: d, layoutBytes }, density);
+}
+
+function report(
+  plan: KernelPlan,
+  cost: Omit<PlanReport, "kernel" | "summary">,
+  density: string,
+): PlanReport {
+  const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
   const kernel = `${plan.family} (${plan.backend}, ${plan.engine})`;
   const summary = [
-    `kernel   ${kernel}, tile ${tile}, ${plan.dtype}`,
-    `shape    B${batch} H${heads}/${plan.sizes.kvHeads} Nq${qLen} Nk${kvLen} D${headDim}/${valueDim}`,
-    `flops    ${(flops / 1e9).toFixed(3)} GFLOP`,
-    `memory   ${formatBytes(bytesMoved)} moved, ${formatBytes(scratchBytes)} scratch`,
-    `density  ${(d * 100).toFixed(1)}% of ${tiles} tiles, layout ${formatBytes(layoutBytes)}`,
+    `kernel   ${kernel}, tile ${cost.tile}, ${plan.dtype}`,
+    `shape    B${batch} H${heads}/${kvHeads} Nq${qLen} Nk${kvLen} D${headDim}/${valueDim}`,
+    `flops    ${(cost.flops / 1e9).toFixed(3)} GFLOP`,
+    `memory   ${formatBytes(cost.bytesMoved)} moved, ${formatBytes(cost.scratchBytes)} scratch`,
+    `density  ${density}`,
   ].join("\n");
-  return Object.freeze({
-    kernel,
-    tile,
+  return Object.freeze({ kernel, ...cost, summary });
+}
+
+/**
+ * Hierarchical attention's cost: per query, the summaries it scores (their values too), the full
+ * keys of the selected blocks (at most) and of its window, plus pooling the summaries once.
+ * Density is the share of the Nq×Nk entries the full-resolution branches read.
+ */
+function explainHierarchy(plan: KernelPlan): PlanReport {
+  const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
+  const hierarchy = plan.hierarchy!;
+  const n = hierarchyCounts(hierarchy, qLen, kvLen);
+  const bytes = plan.dtype === "f16" ? 2 : 4;
+  const rowElems = headDim + valueDim;
+  const summaries = summaryCount(kvLen, hierarchy.block, hierarchy.stride);
+  const pooled = batch * kvHeads * summaries * rowElems;
+  const perHead = n.summaries + n.selectedKeys + n.windowKeys;
+  const flops = 2 * batch * heads * perHead * rowElems + pooled * hierarchy.block;
+  const io = bytes * batch * heads * qLen * (headDim + valueDim + (plan.hierarchy?.gates ? 3 : 0));
+  const bytesMoved = io + bytes * batch * kvHeads * kvLen * rowElems +
+    4 * pooled * (1 + heads / kvHeads);
+  const full = qLen * kvLen;
+  const density = full === 0 ? 1 : (n.selectedKeys + n.windowKeys) / full;
+  const shown = `${
+    (density * 100).toFixed(1)
+  }% of Nq×Nk at full resolution, ${summaries} summaries`;
+  return report(plan, {
+    tile: `${hierarchy.block}/${hierarchy.stride}`,
     flops,
     bytesMoved,
-    scratchBytes,
-    density: d,
-    layoutBytes,
-    summary,
-  });
+    scratchBytes: 4 * pooled,
+    density,
+    layoutBytes: 0,
+  }, shown);
 }

@@ -18,6 +18,7 @@ import {
 } from "./spec.ts";
 import type { DType } from "./tensor_desc.ts";
 import { chooseFlashTile, type TileChoice } from "./_tile_choice.ts";
+import { assertHierarchy } from "./hierarchy.ts";
 import { assertObject, fail, show } from "./_check.ts";
 import {
   assertCaps,
@@ -69,7 +70,7 @@ export interface BackendCaps {
 export interface KernelPlan extends
   Pick<
     AttentionSpec,
-    "q" | "k" | "v" | "scale" | "mask" | "scoreMod" | "sinkLogits" | "outputs"
+    "q" | "k" | "v" | "scale" | "mask" | "scoreMod" | "sinkLogits" | "hierarchy" | "outputs"
   > {
   /** Backend the plan is for. */
   readonly backend: string;
@@ -97,7 +98,34 @@ function refuse(caps: BackendCaps, field: string, value: unknown): never {
   throw new UnsupportedSpecError(caps.backend, field, value);
 }
 
+/**
+ * Hierarchical attention defines its own causal structure and normalization: it runs alone,
+ * without a mask, score modifier, sink logits, tile or per-key outputs.
+ */
+function refuseWithHierarchy(spec: AttentionSpec, caps: BackendCaps): void {
+  const extras = {
+    mask: spec.mask && "a mask",
+    scoreMod: spec.scoreMod && "a score modifier",
+    sinkLogits: spec.sinkLogits && "sink logits",
+    tile: spec.tile && `${spec.tile.q}x${spec.tile.kv}`,
+    "outputs.lse": spec.outputs.lse || undefined,
+    "outputs.probs": spec.outputs.probs || undefined,
+  };
+  for (const [field, value] of Object.entries(extras)) {
+    if (value !== undefined) refuse(caps, `${field} with hierarchical()`, value);
+  }
+}
+
 function chooseFamily(spec: AttentionSpec, caps: BackendCaps, sizes: SpecSizes): KernelFamily {
+  if (spec.hierarchy || spec.kernel === "hierarchical") {
+    if (!spec.hierarchy) refuse(caps, "kernel without hierarchical()", "hierarchical");
+    if (spec.kernel !== undefined && spec.kernel !== "hierarchical") {
+      refuse(caps, "kernel with hierarchical()", spec.kernel);
+    }
+    refuseWithHierarchy(spec, caps);
+    if (!caps.families.includes("hierarchical")) refuse(caps, "kernel", "hierarchical");
+    return "hierarchical";
+  }
   if (spec.kernel === "flash" && spec.outputs.probs) {
     refuse(caps, "outputs.probs with kernel", "flash");
   }
@@ -149,13 +177,18 @@ function lowerSpec(
   }
   const family = chooseFamily(spec, caps, sizes);
   assertSizesFit(spec, sizes, family, context);
-  const choice = chooseTile(spec, caps, sizes);
+  if (spec.hierarchy) assertHierarchy(spec.hierarchy, context, { ...sizes, dtype: spec.q.dtype });
+  const choice = spec.hierarchy
+    ? { tile: { q: 1, kv: spec.hierarchy.block }, reason: "hierarchical: a query row per thread" }
+    : chooseTile(spec, caps, sizes);
   const tile = choice.tile;
   const pack = family === "flash" && caps.packGroups && sizes.heads > 0
     ? sizes.heads / sizes.kvHeads
     : 1;
   const tiles = Math.ceil((sizes.qLen * pack) / tile.q) * Math.ceil(sizes.kvLen / tile.kv);
-  atMost(context, `block layout tiles for tile ${tile.q}x${tile.kv}`, MAX_TILES, "2^28", tiles);
+  if (family !== "hierarchical") {
+    atMost(context, `block layout tiles for tile ${tile.q}x${tile.kv}`, MAX_TILES, "2^28", tiles);
+  }
 
   const body = {
     backend: caps.backend,
@@ -169,6 +202,7 @@ function lowerSpec(
     ...(spec.mask ? { mask: spec.mask } : {}),
     ...(spec.scoreMod ? { scoreMod: spec.scoreMod } : {}),
     ...(spec.sinkLogits ? { sinkLogits: spec.sinkLogits } : {}),
+    ...(spec.hierarchy ? { hierarchy: spec.hierarchy } : {}),
     tile,
     tileReason: tileReason ?? choice.reason,
     pack,
@@ -194,6 +228,7 @@ const FIELDS = [
   "mask",
   "scoreMod",
   "sinkLogits",
+  "hierarchy",
   "tile",
   "tileReason",
   "pack",
@@ -313,9 +348,10 @@ export function assertPlan(plan: unknown, caps?: BackendCaps): asserts plan is K
       ...(p.mask !== undefined ? { mask: p.mask } : {}),
       ...(p.scoreMod !== undefined ? { scoreMod: p.scoreMod } : {}),
       ...(p.sinkLogits !== undefined ? { sinkLogits: p.sinkLogits } : {}),
+      ...(p.hierarchy !== undefined ? { hierarchy: p.hierarchy } : {}),
       groupedHeads: true,
       normalizer: "softmax",
-      tile: p.tile,
+      ...(p.family !== "hierarchical" ? { tile: p.tile } : {}),
       kernel: p.family,
       outputs: p.outputs,
     },
@@ -364,6 +400,9 @@ export function planLayout(plan: KernelPlan): TileLists {
   const known = layouts.get(plan);
   if (known) return known;
   assertPlan(plan);
+  if (plan.family === "hierarchical") {
+    fail("type", "read block layout", "plan.family", '"flash" or "materialized"', plan.family);
+  }
   const { tile, sizes, pack, mask } = plan;
   const { batch, heads, qLen, kvLen } = sizes;
   const shape = [mask ? exprKey(mask) : "", batch, heads, qLen, kvLen, tile.q, tile.kv, pack];

@@ -27,3 +27,4 @@ export * from "./score_mods.ts";
 export * from "./lower.ts";
 export * from "./explain.ts";
 export * from "./errors.ts";
+export * from "./hierarchy.ts";

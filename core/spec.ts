@@ -6,6 +6,7 @@
 import type { Expr } from "./expr.ts";
 import { assertExpr } from "./expr_tree.ts";
 import { assertDesc, type TensorDesc } from "./tensor_desc.ts";
+import { assertHierarchy, type Hierarchy } from "./hierarchy.ts";
 import {
   assertFinite,
   assertInteger,
@@ -16,7 +17,7 @@ import {
 } from "./_check.ts";
 
 /** Kernel families a plan can use: scores in memory, or tiles with an online softmax. */
-export type KernelFamily = "materialized" | "flash";
+export type KernelFamily = "materialized" | "flash" | "hierarchical";
 
 /** Query and key rows per tile. */
 export interface TileShape {
@@ -68,6 +69,8 @@ export interface AttentionSpec {
    * zero value that joins every row's softmax denominator.
    */
   readonly sinkLogits?: readonly number[];
+  /** Hierarchical attention's branches (set by `hierarchical()`), replacing the plain softmax. */
+  readonly hierarchy?: Hierarchy;
   /** Extra results wanted. */
   readonly outputs: Outputs;
 }
@@ -127,7 +130,11 @@ export function assertTile(
 }
 
 /** The kernel families. */
-export const KERNEL_FAMILIES: readonly KernelFamily[] = Object.freeze(["materialized", "flash"]);
+export const KERNEL_FAMILIES: readonly KernelFamily[] = Object.freeze([
+  "materialized",
+  "flash",
+  "hierarchical",
+]);
 
 /**
  * Checks a kernel family.
@@ -297,6 +304,7 @@ export function assertSpec(
   if (spec.tile !== undefined) assertTile(spec.tile, context);
   if (spec.kernel !== undefined) assertKernelFamily(spec.kernel, context, "kernel");
   if (spec.sinkLogits !== undefined) assertSinkLogits(spec.sinkLogits, context);
+  if (spec.hierarchy !== undefined) assertHierarchy(spec.hierarchy, context);
   assertObject(spec.outputs, context, "outputs", "an object { lse, probs }");
   for (const key of ["lse", "probs"] as const) {
     if (typeof spec.outputs[key] !== "boolean") {

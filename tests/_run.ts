@@ -32,7 +32,7 @@ export interface RunOptions {
 }
 
 /** BHND data stored as BNHD, returned as a permuted BHND view of it. */
-function bnhdTensor(
+export function bnhdTensor(
   backend: Backend,
   data: Float32Array,
   shape: readonly number[],

@@ -28,3 +28,4 @@ export * from "./prefix_lm.ts";
 export * from "./documents.ts";
 export * from "./sinks.ts";
 export * from "./block_mask.ts";
+export * from "./hierarchical.ts";

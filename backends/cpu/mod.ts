@@ -35,6 +35,7 @@ import { createFlashRunner } from "./wasm/_runner.ts";
 import { threadsAvailable } from "./wasm/_threads.ts";
 import { kernelContext } from "./_kernel_context.ts";
 import { runMaterialized } from "./_materialized.ts";
+import { runHierarchical } from "./_hierarchical.ts";
 import { gatherStrided } from "../_strided.ts";
 import { type CpuStorage, cpuTensor, hostArray } from "./_storage.ts";
 
@@ -65,7 +66,7 @@ const FLASH_TILES: Record<CpuKernelPath, { q: number; kv: number }> = {
 function capsFor(engine: CpuKernelPath, threads: number): CpuCaps {
   return Object.freeze({
     backend: "cpu",
-    families: Object.freeze(["materialized", "flash"] as const),
+    families: Object.freeze(["materialized", "flash", "hierarchical"] as const),
     dtypes: Object.freeze(["f32", "f16"] as const),
     flashTiles: Object.freeze([{ maxHeadDim: Infinity, tile: Object.freeze(FLASH_TILES[engine]) }]),
     anyTile: true,
@@ -255,7 +256,8 @@ export function createCpuBackend(options?: CpuBackendOptions): Backend {
       const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
       const ctx = kernelContext(plan, io);
       const probs = plan.outputs.probs ? new Float32Array(batch * heads * qLen * kvLen) : undefined;
-      if (plan.family === "flash" && runner) await runner.run(ctx, io);
+      if (plan.family === "hierarchical") runHierarchical(ctx, io.gates);
+      else if (plan.family === "flash" && runner) await runner.run(ctx, io);
       else if (plan.family === "flash") runFlash(ctx);
       else runMaterialized(ctx, probs);
       return {
