@@ -4,16 +4,20 @@
  * @module
  */
 import type { Expr } from "./expr.ts";
-import { assertExpr } from "./expr_tree.ts";
+import { assertExpr, headParams, readsVar } from "./expr_tree.ts";
 import { assertInteger, assertObject, checkOptions } from "./_check.ts";
 import { type Bounds, compileInterval } from "./interval.ts";
 import type { ClassifyOptions, TileLists } from "./tile_lists.ts";
 
-/** Builds tile lists; errors say "Cannot {context}". */
+/**
+ * Builds tile lists; errors say "Cannot {context}". With `perUnit` (the default), one layout per
+ * batch element and head unit where the mask reads `b` or `h`; otherwise one over all of them.
+ */
 export function listTiles(
   mask: Expr | undefined,
   options: ClassifyOptions,
   context: string,
+  perUnit = true,
 ): TileLists {
   if (mask !== undefined) assertExpr(mask, context, "mask", "mask");
   assertObject(options, context, "options");
@@ -36,15 +40,15 @@ export function listTiles(
   }
   const rows = Math.ceil((qLen * pack) / tileQ);
   const cols = Math.ceil(kvLen / tileKv);
-  const rowStart = new Uint32Array(rows + 1);
+  const batch = options.batch ?? 1, heads = options.heads ?? 1;
+  const unitHeads = Math.ceil(heads / pack);
+  const byBatch = perUnit && mask !== undefined && readsVar(mask, "b");
+  const byHead = perUnit && mask !== undefined &&
+    (readsVar(mask, "h") || headParams(mask).length > 0);
+  const rowStart: number[] = [0];
   const tileCol: number[] = [], partial: number[] = [];
-  const bounds: Bounds = {
-    b: [0, Math.max(0, (options.batch ?? 1) - 1)],
-    h: [0, Math.max(0, (options.heads ?? 1) - 1)],
-    qLen: [qLen, qLen],
-    kvLen: [kvLen, kvLen],
-  };
   const bound = mask && compileInterval(mask);
+  const bounds: Bounds = { qLen: [qLen, qLen], kvLen: [kvLen, kvLen] };
   /** Lists the non-empty tiles of columns `[c0, c1)` of the current row. */
   const list = (c0: number, c1: number) => {
     let lo = 1, hi = 1;
@@ -61,22 +65,57 @@ export function listTiles(
     list(c0, mid);
     list(mid, c1);
   };
-  for (let row = 0; row < rows; row++) {
-    const last = Math.min(qLen * pack, (row + 1) * tileQ) - 1;
-    bounds.qIdx = [Math.floor((row * tileQ) / pack), Math.floor(last / pack)];
-    // Rows of structured masks change little: split at the previous row's listed span (widened
-    // by a tile each side) so the ranges outside it are usually settled by one bound each. Any
-    // split lists the same tiles, since every range is bisected down to single tiles.
-    const [from, to] = row > 0 ? [rowStart[row - 1], rowStart[row]] : [0, 0];
-    if (to > from) {
-      const a = Math.max(0, tileCol[from] - 1), b = Math.min(cols, tileCol[to - 1] + 2);
-      if (a > 0) list(0, a);
-      list(a, b);
-      if (b < cols) list(b, cols);
-    } else if (cols > 0) {
-      list(0, cols);
+  /** Appends the rows of one layout (for the batch and head ranges in `bounds`). */
+  const listRows = () => {
+    const base = rowStart.length - 1;
+    for (let row = 0; row < rows; row++) {
+      const last = Math.min(qLen * pack, (row + 1) * tileQ) - 1;
+      bounds.qIdx = [Math.floor((row * tileQ) / pack), Math.floor(last / pack)];
+      // Rows of structured masks change little: split at the previous row's listed span
+      // (widened by a tile each side) so the ranges outside it are usually settled by one bound
+      // each. Any split lists the same tiles, since every range is bisected to single tiles.
+      const [from, to] = row > 0 ? [rowStart[base + row - 1], rowStart[base + row]] : [0, 0];
+      if (to > from) {
+        const a = Math.max(0, tileCol[from] - 1), b = Math.min(cols, tileCol[to - 1] + 2);
+        if (a > 0) list(0, a);
+        list(a, b);
+        if (b < cols) list(b, cols);
+      } else if (cols > 0) {
+        list(0, cols);
+      }
+      rowStart.push(tileCol.length);
     }
-    rowStart[row + 1] = tileCol.length;
+  };
+  // One layout per distinct batch element and head range the mask tells apart; identical ones
+  // are kept once (say, heads given the same window).
+  const unitRow = new Uint32Array(batch * unitHeads);
+  const kept: { base: number; entries: number; hash: number }[] = [];
+  for (let b = 0; b < (byBatch ? batch : 1); b++) {
+    for (let u = 0; u < (byHead ? unitHeads : 1); u++) {
+      bounds.b = byBatch ? [b, b] : [0, Math.max(0, batch - 1)];
+      bounds.h = byHead
+        ? [u * pack, Math.min(heads, (u + 1) * pack) - 1]
+        : [0, Math.max(0, heads - 1)];
+      const added = { base: rowStart.length - 1, entries: tileCol.length, hash: 0 };
+      listRows();
+      let at = added.base;
+      if (byBatch || byHead) {
+        added.hash = layoutHash(rowStart, tileCol, partial, added);
+        const same = kept.find((k) =>
+          k.hash === added.hash && sameLayout(rowStart, tileCol, partial, k, added, rows)
+        );
+        if (same) {
+          at = same.base;
+          rowStart.length = added.base + 1;
+          tileCol.length = partial.length = added.entries;
+        } else kept.push(added);
+      }
+      for (let bi = byBatch ? b : 0; bi < (byBatch ? b + 1 : batch); bi++) {
+        for (let ui = byHead ? u : 0; ui < (byHead ? u + 1 : unitHeads); ui++) {
+          unitRow[bi * unitHeads + ui] = at;
+        }
+      }
+    }
   }
   return Object.freeze({
     tileQ,
@@ -84,8 +123,48 @@ export function listTiles(
     pack,
     rows,
     cols,
-    rowStart,
+    unitRow,
+    rowStart: Uint32Array.from(rowStart),
     tileCol: Uint32Array.from(tileCol),
     partial: Uint8Array.from(partial),
   });
+}
+
+/** Where one layout starts: its first row in `rowStart` and its first entry. */
+interface LayoutStart {
+  readonly base: number;
+  readonly entries: number;
+}
+
+/** A hash of the layout starting at `at` (its rows' entry counts, columns and kinds). */
+function layoutHash(
+  rowStart: readonly number[],
+  tileCol: readonly number[],
+  partial: readonly number[],
+  at: LayoutStart,
+): number {
+  let h = 0x811c9dc5;
+  const mix = (x: number) => h = Math.imul(h ^ x, 0x01000193);
+  for (let r = at.base; r < rowStart.length; r++) mix(rowStart[r] - at.entries);
+  for (let e = at.entries; e < tileCol.length; e++) mix(tileCol[e] * 2 + partial[e]);
+  return h >>> 0;
+}
+
+/** Whether the layouts starting at `a` and `b` list the same tiles. */
+function sameLayout(
+  rowStart: readonly number[],
+  tileCol: readonly number[],
+  partial: readonly number[],
+  a: LayoutStart,
+  b: LayoutStart,
+  rows: number,
+): boolean {
+  for (let r = 0; r <= rows; r++) {
+    if (rowStart[a.base + r] - a.entries !== rowStart[b.base + r] - b.entries) return false;
+  }
+  for (let e = 0; e < rowStart[b.base + rows] - b.entries; e++) {
+    const x = a.entries + e, y = b.entries + e;
+    if (tileCol[x] !== tileCol[y] || partial[x] !== partial[y]) return false;
+  }
+  return true;
 }

@@ -57,7 +57,7 @@ export interface BlockLayout {
  * ```
  */
 export function classifyBlocks(mask: Expr | undefined, options: ClassifyOptions): BlockLayout {
-  const lists = listTiles(mask, options, "classify blocks");
+  const lists = listTiles(mask, options, "classify blocks", false);
   const { tileQ, tileKv, pack, rows, cols } = lists;
   const kinds = new Uint8Array(rows * cols);
   for (let row = 0; row < rows; row++) {

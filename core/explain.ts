@@ -55,28 +55,38 @@ export function explain(plan: KernelPlan): PlanReport {
   const layout = planLayout(plan);
   const bytes = plan.dtype === "f16" ? 2 : 4;
   const rowElems = headDim + valueDim;
-  let visited = 0;
-  let kvRowsRead = 0;
-  // Rows of all tiles count `pack` heads each; `visited` is per query head.
+  // Per distinct layout: entries computed (rows of all `pack` heads times keys), key rows read
+  // and tiles listed; then summed over the units that read it.
   const packedRows = qLen * layout.pack;
-  for (let row = 0; row < layout.rows; row++) {
-    const rowsInTile = (Math.min(packedRows, (row + 1) * layout.tileQ) - row * layout.tileQ) /
-      layout.pack;
-    for (let e = layout.rowStart[row]; e < layout.rowStart[row + 1]; e++) {
-      const col = layout.tileCol[e];
-      const keys = Math.min(kvLen, (col + 1) * layout.tileKv) - col * layout.tileKv;
-      visited += rowsInTile * keys;
-      kvRowsRead += keys;
+  const perLayout = new Map<number, { visited: number; keys: number; tiles: number }>();
+  let visited = 0, kvRowsRead = 0, listed = 0;
+  for (const base of layout.unitRow) {
+    let cost = perLayout.get(base);
+    if (!cost) {
+      cost = { visited: 0, keys: 0, tiles: 0 };
+      for (let row = 0; row < layout.rows; row++) {
+        const rowsInTile = Math.min(packedRows, (row + 1) * layout.tileQ) - row * layout.tileQ;
+        const [first, last] = [layout.rowStart[base + row], layout.rowStart[base + row + 1]];
+        for (let e = first; e < last; e++) {
+          const col = layout.tileCol[e];
+          const keys = Math.min(kvLen, (col + 1) * layout.tileKv) - col * layout.tileKv;
+          cost.visited += rowsInTile * keys;
+          cost.keys += keys;
+        }
+        cost.tiles += last - first;
+      }
+      perLayout.set(base, cost);
     }
+    visited += cost.visited, kvRowsRead += cost.keys, listed += cost.tiles;
   }
   const materialized = plan.family === "materialized";
-  const scored = materialized ? qLen * kvLen : visited;
-  const flops = 2 * batch * heads * scored * rowElems;
+  const scored = materialized ? batch * heads * qLen * kvLen : visited;
+  const flops = 2 * scored * rowElems;
   const io = bytes * batch * heads * (qLen * headDim + qLen * valueDim) +
     (plan.outputs.lse ? 4 * batch * heads * qLen : 0);
   const kvReads = materialized
     ? bytes * batch * heads * kvLen * rowElems
-    : bytes * batch * (heads / layout.pack) * kvRowsRead * rowElems;
+    : bytes * kvRowsRead * rowElems;
   const scores = materialized ? 4 * batch * heads * qLen * kvLen : 0;
   const bytesMoved = io + kvReads + 2 * scores;
   const scratchBytes = materialized
@@ -84,7 +94,9 @@ export function explain(plan: KernelPlan): PlanReport {
     : 4 * (layout.tileQ * layout.tileKv + (layout.tileQ + layout.tileKv) * rowElems);
   const layoutBytes = tileListsBytes(layout);
   const tiles = layout.rows * layout.cols;
-  const d = tiles === 0 ? 1 : layout.tileCol.length / tiles;
+  const d = tiles === 0 || layout.unitRow.length === 0
+    ? 1
+    : listed / (tiles * layout.unitRow.length);
   const tile = `${layout.tileQ}x${layout.tileKv}`;
   const density = `${(d * 100).toFixed(1)}% of ${tiles} tiles, layout ${formatBytes(layoutBytes)}`;
   return report(plan, { tile, flops, bytesMoved, scratchBytes, density: d, layoutBytes }, density);

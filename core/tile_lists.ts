@@ -29,10 +29,13 @@ export interface ClassifyOptions {
 }
 
 /**
- * The key tiles each query tile visits. Row `r` lists entries `rowStart[r]` to
- * `rowStart[r + 1] - 1`, in increasing column order; tiles not listed are empty. Tiles cover rows
- * `[r·tileQ, min((r+1)·tileQ, qLen·pack))` and likewise for keys; with `pack > 1`, row `f` is
- * query `⌊f / pack⌋` of one of `pack` interleaved heads.
+ * The key tiles each query tile visits, per unit: a batch element and a group of `pack` query
+ * heads (one head when `pack` is 1), unit `b·⌈H/pack⌉ + ⌊h/pack⌋`. Row `r` of unit `u` lists
+ * entries `rowStart[unitRow[u] + r]` to `rowStart[unitRow[u] + r + 1] - 1`, in increasing column
+ * order; tiles not listed are empty. Units share one layout unless the mask reads `b` or `h`
+ * (per-batch documents, per-head windows), and then identical layouts are still kept once.
+ * Tiles cover rows `[r·tileQ, min((r+1)·tileQ, qLen·pack))` and likewise for keys; with
+ * `pack > 1`, row `f` is query `⌊f / pack⌋` of one of `pack` interleaved heads.
  */
 export interface TileLists {
   /** Query rows per tile. */
@@ -45,7 +48,9 @@ export interface TileLists {
   readonly rows: number;
   /** Number of key tiles. */
   readonly cols: number;
-  /** `rows + 1` offsets into the entries. */
+  /** Each unit's first row in `rowStart` (a multiple of `rows`). */
+  readonly unitRow: Uint32Array;
+  /** `rows` offsets into the entries per distinct layout, and one past the last. */
   readonly rowStart: Uint32Array;
   /** Key tile of each entry. */
   readonly tileCol: Uint32Array;
@@ -79,21 +84,47 @@ export function tileLists(mask: Expr | undefined, options: ClassifyOptions): Til
  * Bytes a tile-lists layout holds: linear in the tiles listed.
  *
  * @param lists The layout.
- * @returns `4 · (rows + 1) + 5 · entries`.
+ * @returns `4 · units + 4 · (layouts · rows + 1) + 5 · entries`.
  * @throws {TypeError} If `lists` is not an object with typed `rowStart`, `tileCol`, `partial`.
  * @example
  * ```ts
  * import { tileLists, tileListsBytes } from "@attend/attend/core";
  * const lists = tileLists(undefined, { qLen: 32, kvLen: 32, tileQ: 16, tileKv: 16 });
- * if (tileListsBytes(lists) !== 4 * 3 + 5 * 4) throw new Error("bytes");
+ * if (tileListsBytes(lists) !== 4 + 4 * 3 + 5 * 4) throw new Error("bytes");
  * ```
  */
 export function tileListsBytes(lists: TileLists): number {
   assertObject(lists, "measure tile lists", "lists", "tile lists from tileLists()");
-  for (const field of ["rowStart", "tileCol", "partial"] as const) {
+  for (const field of ["unitRow", "rowStart", "tileCol", "partial"] as const) {
     if (!ArrayBuffer.isView(lists[field])) {
       fail("type", "measure tile lists", `lists.${field}`, "a typed array", lists[field]);
     }
   }
-  return lists.rowStart.byteLength + lists.tileCol.byteLength + lists.partial.byteLength;
+  return lists.unitRow.byteLength + lists.rowStart.byteLength + lists.tileCol.byteLength +
+    lists.partial.byteLength;
+}
+
+/**
+ * The first row in `rowStart` of the layout query head `h` of batch element `b` reads.
+ *
+ * @param lists The layout.
+ * @param heads Query heads of the problem.
+ * @param b Batch element.
+ * @param h Query head.
+ * @returns An index into `rowStart`: row `r` of that head's tiles is `rowStart[base + r]`.
+ * @example
+ * ```ts
+ * import { firstRow, headParam, kvIdx, lt, tileLists } from "@attend/attend/core";
+ * // Head 0 sees 4 keys and head 1 sees 12: two layouts, head 1's after head 0's row.
+ * const lists = tileLists(lt(kvIdx, headParam([4, 12])), { qLen: 8, kvLen: 16, heads: 2, tileQ: 8, tileKv: 8 });
+ * if (firstRow(lists, 2, 0, 1) !== 1) throw new Error("head 1 starts at row 1");
+ * ```
+ */
+export function firstRow(
+  lists: Pick<TileLists, "unitRow" | "pack">,
+  heads: number,
+  b: number,
+  h: number,
+): number {
+  return lists.unitRow[b * Math.ceil(heads / lists.pack) + Math.floor(h / lists.pack)];
 }

@@ -2,7 +2,7 @@
  * `layoutMatrix()`: a plan's block layout at the resolution of its scores, for `heatmap()`.
  * @module
  */
-import { BlockKind, type KernelPlan, planLayout } from "../core/mod.ts";
+import { BlockKind, firstRow, type KernelPlan, planLayout } from "../core/mod.ts";
 import type { Matrix } from "./heatmap.ts";
 
 /**
@@ -20,7 +20,10 @@ import type { Matrix } from "./heatmap.ts";
  * ```
  *
  * @param plan A plan from `lower()` or `backend.plan()`.
+ * @param at The batch element and query head whose layout is shown (they differ only where the
+ * mask reads `b` or `h`). Default: the first of each.
  * @returns A `qLen · pack × kvLen` matrix of BlockKinds.
+ * @throws {RangeError} If `at.b` or `at.h` is not a batch element or head of the plan.
  * @example
  * ```ts
  * import { attention, causal, lower, mask, tensorDesc, tile } from "@attend/attend";
@@ -32,12 +35,27 @@ import type { Matrix } from "./heatmap.ts";
  * if (Array.from(m.data).join("") !== "1100110022112211") throw new Error("causal tiles");
  * ```
  */
-export function layoutMatrix(plan: KernelPlan): Matrix {
+export function layoutMatrix(
+  plan: KernelPlan,
+  at: { readonly b?: number; readonly h?: number } = {},
+): Matrix {
   const layout = planLayout(plan);
+  const limits = { b: plan.sizes.batch, h: plan.sizes.heads };
+  for (const key of ["b", "h"] as const) {
+    const value = at[key] ?? 0;
+    if (!Number.isInteger(value) || value < 0 || value >= Math.max(1, limits[key])) {
+      throw new RangeError(
+        `Cannot draw layout: at.${key} must be an integer in 0..${
+          Math.max(1, limits[key]) - 1
+        }, current value is ${value}`,
+      );
+    }
+  }
+  const base = firstRow(layout, plan.sizes.heads, at.b ?? 0, at.h ?? 0);
   const [rows, cols] = [plan.sizes.qLen * layout.pack, plan.sizes.kvLen];
   const data = new Uint8Array(rows * cols); // tiles not listed are empty (0)
   for (let r = 0; r < rows; r++) {
-    const row = Math.floor(r / layout.tileQ);
+    const row = base + Math.floor(r / layout.tileQ);
     for (let e = layout.rowStart[row]; e < layout.rowStart[row + 1]; e++) {
       const c0 = layout.tileCol[e] * layout.tileKv, c1 = Math.min(cols, c0 + layout.tileKv);
       const kind = layout.partial[e] ? BlockKind.partial : BlockKind.full;

@@ -7,6 +7,7 @@
  * @module
  */
 import { planLayout } from "../../core/lower.ts";
+import { firstRow } from "../../core/tile_lists.ts";
 import { finishRow } from "./_finish.ts";
 import type { KernelContext } from "./_kernel_context.ts";
 import { scoreAt, visible } from "./_kernel_context.ts";
@@ -26,10 +27,12 @@ export function runFlash(ctx: KernelContext): void {
       ctx.env.b = b, ctx.env.h = h;
       const q = ctx.queries(b, h);
       const { keys, values } = ctx.keysValues(b, h);
+      const base = firstRow(layout, heads, b, h);
       for (let row = 0; row < layout.rows; row++) {
         const i0 = row * tileQ, i1 = Math.min(qLen, i0 + tileQ);
         rowMax.fill(-Number.MAX_VALUE), rowSum.fill(0), acc.fill(0);
-        for (let e = layout.rowStart[row]; e < layout.rowStart[row + 1]; e++) {
+        const [first, last] = [layout.rowStart[base + row], layout.rowStart[base + row + 1]];
+        for (let e = first; e < last; e++) {
           const col = layout.tileCol[e], partial = layout.partial[e] === 1;
           const j0 = col * tileKv, j1 = Math.min(kvLen, j0 + tileKv), count = j1 - j0;
           for (let i = i0; i < i1; i++) {

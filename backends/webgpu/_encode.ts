@@ -134,18 +134,20 @@ export function compiledKernels(compiler: KernelCompiler, plan: KernelPlan): Pro
 const tileWordsOf = new WeakMap<TileLists, Uint32Array>();
 
 /**
- * The layout as the `u32`s the flash kernel reads: `rows + 1` row offsets, then one
- * `col << 1 | partial` per listed tile. Converted once per layout.
+ * The layout as the `u32`s the flash kernel reads: where the row offsets and the entries start,
+ * each unit's first row, the row offsets, then one `col << 1 | partial` per listed tile.
+ * Converted once per layout.
  */
 function tileWords(layout: TileLists): Uint32Array {
   let words = tileWordsOf.get(layout);
   if (!words) {
-    const entries = layout.tileCol.length;
-    words = new Uint32Array(layout.rows + 1 + entries);
-    words.set(layout.rowStart);
-    for (let e = 0; e < entries; e++) {
-      words[layout.rows + 1 + e] = (layout.tileCol[e] << 1) | layout.partial[e];
-    }
+    const { unitRow, rowStart, tileCol, partial } = layout;
+    const starts = 2 + unitRow.length, entries = starts + rowStart.length;
+    words = new Uint32Array(entries + tileCol.length);
+    words.set([starts, entries]);
+    words.set(unitRow, 2);
+    words.set(rowStart, starts);
+    for (let e = 0; e < tileCol.length; e++) words[entries + e] = (tileCol[e] << 1) | partial[e];
     tileWordsOf.set(layout, words);
   }
   return words;

@@ -6,9 +6,12 @@ import {
   BlockKind,
   type Bounds,
   explain,
+  firstRow,
+  headParams,
   interval,
   lower,
   mask,
+  readsVar,
   tensorDesc,
   tile,
   tileLists,
@@ -17,19 +20,19 @@ import {
 } from "../../core/mod.ts";
 import { cpuCaps } from "../../backends/cpu/mod.ts";
 import { maskCase } from "../_arbitraries.ts";
-import { bigBird, blockMask } from "../../variants/mod.ts";
+import { bigBird, blockMask, slidingWindow } from "../../variants/mod.ts";
 
 /** Each tile's kind from its own interval bound: the per-tile classification lists must equal. */
 function perTileKind(
   m: Parameters<typeof interval>[0],
   s: { qLen: number; kvLen: number; tileQ: number; tileKv: number; pack: number },
+  unit: { b: [number, number]; h: [number, number] },
   row: number,
   col: number,
 ): number {
   const last = Math.min(s.qLen * s.pack, (row + 1) * s.tileQ) - 1;
   const bounds: Bounds = {
-    b: [0, 1],
-    h: [0, 2],
+    ...unit,
     qLen: [s.qLen, s.qLen],
     kvLen: [s.kvLen, s.kvLen],
     qIdx: [Math.floor((row * s.tileQ) / s.pack), Math.floor(last / s.pack)],
@@ -51,18 +54,34 @@ Deno.test("tileLists() lists exactly the tiles a per-tile bound calls non-empty,
     }),
     (m, s) => {
       const lists = tileLists(m.expr, { ...s, batch: 2, heads: 3 });
-      assertEquals(lists.rowStart.length, lists.rows + 1);
-      for (let row = 0; row < lists.rows; row++) {
-        const listed = new Map<number, number>();
-        let previous = -1;
-        for (let e = lists.rowStart[row]; e < lists.rowStart[row + 1]; e++) {
-          assert(lists.tileCol[e] > previous, "increasing columns");
-          previous = lists.tileCol[e];
-          listed.set(lists.tileCol[e], lists.partial[e] ? BlockKind.partial : BlockKind.full);
-        }
-        for (let col = 0; col < lists.cols; col++) {
-          const want = perTileKind(m.expr, s, row, col);
-          assertEquals(listed.get(col) ?? BlockKind.empty, want, `${m.name} row ${row} col ${col}`);
+      const units = Math.ceil(3 / s.pack);
+      assertEquals(lists.unitRow.length, 2 * units);
+      // One layout per batch element only if the mask reads b, per head unit only if it reads h.
+      const byB = readsVar(m.expr, "b");
+      const byH = readsVar(m.expr, "h") || headParams(m.expr).length > 0;
+      const layouts = (lists.rowStart.length - 1) / Math.max(1, lists.rows);
+      assert(Number.isInteger(layouts) && layouts <= (byB ? 2 : 1) * (byH ? units : 1));
+      for (let b = 0; b < 2; b++) {
+        for (let u = 0; u < units; u++) {
+          const unit = {
+            b: byB ? [b, b] : [0, 1],
+            h: byH ? [u * s.pack, Math.min(3, (u + 1) * s.pack) - 1] : [0, 2],
+          } as { b: [number, number]; h: [number, number] };
+          const base = firstRow(lists, 3, b, u * s.pack);
+          for (let row = 0; row < lists.rows; row++) {
+            const listed = new Map<number, number>();
+            let previous = -1;
+            for (let e = lists.rowStart[base + row]; e < lists.rowStart[base + row + 1]; e++) {
+              assert(lists.tileCol[e] > previous, "increasing columns");
+              previous = lists.tileCol[e];
+              listed.set(lists.tileCol[e], lists.partial[e] ? BlockKind.partial : BlockKind.full);
+            }
+            for (let col = 0; col < lists.cols; col++) {
+              const want = perTileKind(m.expr, s, unit, row, col);
+              const at = `${m.name} b ${b} unit ${u} row ${row} col ${col}`;
+              assertEquals(listed.get(col) ?? BlockKind.empty, want, at);
+            }
+          }
         }
       }
     },
@@ -75,7 +94,7 @@ Deno.test("a sliding window's layout at N = 2^20 is linear in the tiles listed, 
   const rows = n / tileQ;
   // Each row lists the 8 or 9 tiles its 512 keys touch; the dense table would be 2^28 entries.
   assertLessOrEqual(lists.tileCol.length, rows * 9);
-  assertEquals(tileListsBytes(lists), 4 * (rows + 1) + 5 * lists.tileCol.length);
+  assertEquals(tileListsBytes(lists), 4 + 4 * (rows + 1) + 5 * lists.tileCol.length);
   assertLessOrEqual(tileListsBytes(lists), 1.3e6);
 });
 
@@ -132,4 +151,26 @@ Deno.test("lower() picks a tile whose rows do not straddle the mask's query bloc
     { q: 32, kv: 128 },
     "query rows in blocks of 32",
   ]);
+});
+
+Deno.test("tileLists() builds a layout per head only where the mask reads h, and keeps equal ones once", () => {
+  const options = { qLen: 4096, kvLen: 4096, batch: 2, heads: 4, tileQ: 64, tileKv: 64 };
+  const lists = tileLists(slidingWindow([1, 4000, 1, 4000]), options);
+  assertEquals((lists.rowStart.length - 1) / lists.rows, 2, "two distinct windows");
+  assertEquals(firstRow(lists, 4, 1, 2), firstRow(lists, 4, 0, 0));
+  const tilesOf = (h: number) => {
+    const base = firstRow(lists, 4, 0, h);
+    return lists.rowStart[base + lists.rows] - lists.rowStart[base];
+  };
+  assertEquals(tilesOf(0), lists.rows, "a window of one key lists the diagonal tile only");
+  assert(tilesOf(1) > 30 * lists.rows);
+  // The shared layout of a mask that reads neither b nor h serves every unit.
+  assertEquals(tileLists(slidingWindow(64), options).unitRow.join(), "0,0,0,0,0,0,0,0");
+  // explain() counts each head's own tiles: half the heads cost almost nothing.
+  const x = tensorDesc([1, 4, 4096, 64]);
+  const perHead = explain(
+    lower(mask(slidingWindow([1, 4000, 1, 4000]))(attention(x, x, x)), cpuCaps),
+  );
+  const widest = explain(lower(mask(slidingWindow(4000))(attention(x, x, x)), cpuCaps));
+  assert(perHead.flops < 0.55 * widest.flops, `${perHead.flops} vs ${widest.flops}`);
 });

@@ -6,7 +6,7 @@
  * @module
  */
 import { type Bounds, interval } from "../../../core/interval.ts";
-import type { TileLists } from "../../../core/tile_lists.ts";
+import { firstRow, type TileLists } from "../../../core/tile_lists.ts";
 import { type CompiledExpr, compileExpr, type ExprEnv } from "../../../core/evaluate.ts";
 import type { Expr } from "../../../core/expr.ts";
 import type { KernelPlan } from "../../../core/lower.ts";
@@ -24,7 +24,10 @@ export interface FlashRowsContext {
   readonly memory: Float32Array;
   readonly plan: KernelPlan;
   /** The plan's block layout (tile rows, columns and kinds). */
-  readonly layout: Pick<TileLists, "rows" | "rowStart" | "tileCol" | "partial">;
+  readonly layout: Pick<
+    TileLists,
+    "rows" | "pack" | "unitRow" | "rowStart" | "tileCol" | "partial"
+  >;
   readonly regions: FlashRegions;
   readonly mask?: CompiledExpr;
   readonly scoreMod?: CompiledExpr;
@@ -79,6 +82,7 @@ export function runFlashRows(
   const finite = new Uint8Array(memory.buffer, r.finite + kvHead * r.kvTiles, r.kvTiles);
   const lds = r.tileCols * 4, ldo = r.valueCols * 4;
   ctx.env.b = b, ctx.env.h = h;
+  const base = firstRow(layout, heads, b, h);
   for (let row = rowFrom; row < rowTo; row++) {
     const i0 = row * r.tileQ, rows = Math.min(qLen, i0 + r.tileQ) - i0;
     const gemmRows = Math.ceil(rows / GEMM_ROWS) * GEMM_ROWS;
@@ -86,7 +90,8 @@ export function runFlashRows(
       memory[stats / 4 + 2 * i] = LOWEST_F32, memory[stats / 4 + 2 * i + 1] = 0;
     }
     memory.fill(0, acc / 4, acc / 4 + gemmRows * r.valueCols);
-    for (let e = layout.rowStart[row]; e < layout.rowStart[row + 1]; e++) {
+    const [first, last] = [layout.rowStart[base + row], layout.rowStart[base + row + 1]];
+    for (let e = first; e < last; e++) {
       const col = layout.tileCol[e], partial = layout.partial[e] === 1;
       const j0 = col * r.tileKv, count = Math.min(kvLen, j0 + r.tileKv) - j0;
       const qAt = qBase + i0 * headDim * 4, ktAt = ktBase + col * headDim * lds;

@@ -37,9 +37,10 @@ export async function runFlashWasm(
   const counter = new Int32Array(memory.buffer, regions.counter, 1);
   Atomics.store(counter, 0, 0);
   if (threaded) {
-    const { rows: tileRows, rowStart, tileCol, partial } = layout;
+    const { rows: tileRows, pack, unitRow, rowStart, tileCol, partial } = layout;
+    const lists = { rows: tileRows, pack, unitRow, rowStart, tileCol, partial };
     await threads.run(
-      { kind: "run", plan, layout: { rows: tileRows, rowStart, tileCol, partial }, regions },
+      { kind: "run", plan, layout: lists, regions },
       () => runTasks(rows, counter, 0),
     );
   } else {

@@ -23,7 +23,10 @@ export type ThreadRequest =
   | {
     readonly kind: "run";
     readonly plan: KernelPlan;
-    readonly layout: Pick<TileLists, "rows" | "rowStart" | "tileCol" | "partial">;
+    readonly layout: Pick<
+      TileLists,
+      "rows" | "pack" | "unitRow" | "rowStart" | "tileCol" | "partial"
+    >;
     readonly regions: FlashRegions;
     readonly thread: number;
   };

@@ -395,13 +395,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var l = vec4<f32>(0.0);
   ${ROWS.flatMap((r) => cols.map((i) => `var ${acc(r, i)} = vec4<f32>(0.0);`)).join("\n  ")}
 
-  // This row's listed key tiles: entries tiles[rows + 1 + e] for e in [tiles[row], tiles[row + 1]),
-  // each (col << 1) | partial. Read-only storage indexed by uniform values is uniform, so the
-  // barriers below are legal.
-  let first = tiles[row_tile];
-  let last = tiles[row_tile + 1u];
+  // This row's listed key tiles. tiles: [row offsets at, entries at, first row per unit...,
+  // row offsets..., entries...]; the unit's row r lists entries e in
+  // [starts[base + r], starts[base + r + 1]), each (col << 1) | partial. Read-only storage
+  // indexed by uniform values is uniform, so the barriers below are legal.
+  let starts = tiles[0];
+  let entries = tiles[1];
+  let base = tiles[2u + unit] + row_tile;
+  let first = tiles[starts + base];
+  let last = tiles[starts + base + 1u];
   for (var e = first; e < last; e++) {
-    let entry = tiles[p.rows + 1u + e];
+    let entry = tiles[entries + e];
     let col = entry >> 1u;
     let kind = select(2u, 1u, (entry & 1u) == 1u);
     let k0 = col * BK;
