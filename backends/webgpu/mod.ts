@@ -1,5 +1,5 @@
 /**
- * The WebGPU backend: WGSL kernels generated from plans (flash and materialized), a
+ * The WebGPU backend: WGSL kernels generated from plans (flash, materialized, hierarchical), a
  * size-bucketed buffer pool, a pipeline cache keyed by source, one command encoder per run.
  *
  * ```ts ignore
@@ -42,6 +42,7 @@ import {
   encodeAttention,
   type KernelCompiler,
 } from "./_encode.ts";
+import { encodeHierarchical, hierarchicalKernels } from "./_hierarchical.ts";
 import { type CompileStats, PipelineCache } from "./_pipelines.ts";
 export type { CompileStats } from "./_pipelines.ts";
 import { readBack, StagingPool } from "./_readback.ts";
@@ -159,7 +160,7 @@ export function webGpuCaps(
   }
   return Object.freeze({
     backend: "webgpu",
-    families: Object.freeze(["materialized", "flash"] as const),
+    families: Object.freeze(["materialized", "flash", "hierarchical"] as const),
     dtypes: Object.freeze(["f32", "f16"] as const),
     // The chosen tile first; smaller preferred tiles the device also runs follow, for masks whose
     // query blocks the chosen tile's rows would straddle (see lower()).
@@ -299,7 +300,8 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
       usable();
       assertPlan(plan, caps);
       assertLiteralsFit(device, plan);
-      await compiledKernels(compiler, plan);
+      if (plan.family === "hierarchical") await hierarchicalKernels(compiler, plan);
+      else await compiledKernels(compiler, plan);
     },
     async run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs> {
       usable();
@@ -307,6 +309,21 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
       assertLiteralsFit(device, plan);
       const inputs = checkRunInputs<GpuStorage>(plan, io, "webgpu", owner);
       const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
+      if (plan.family === "hierarchical") {
+        const out = await encodeHierarchical({
+          ...compiler,
+          pool,
+          uniformPool,
+          plan,
+          inputs: {
+            q: inputs.q.buffer,
+            k: inputs.k.buffer,
+            v: inputs.v.buffer,
+            gates: inputs.gates?.buffer,
+          },
+        });
+        return { out: wrap(out, [batch, heads, qLen, valueDim], plan.dtype) };
+      }
       const result = await encodeAttention({
         ...compiler,
         pool,

@@ -18,6 +18,7 @@ import { prng, randomData, type Shape, shapeArb } from "../_arbitraries.ts";
 import { type HierarchicalCase, hierarchicalError } from "../_hierarchical_oracle.ts";
 import { bnhdTensor, roundF16 } from "../_run.ts";
 import { gpu } from "../_webgpu.ts";
+import { poolWgsl, rowsWgsl } from "../../backends/webgpu/kernels/hierarchical_wgsl.ts";
 
 const backends: Backend[] = [createCpuBackend(), createCpuBackend({ kernels: "typescript" })];
 if (gpu?.caps.families.includes("hierarchical")) backends.push(gpu);
@@ -213,4 +214,62 @@ Deno.test("a hierarchical plan with gates needs them at run time, and one withou
   error = await cpu.run(fixed, { q: x, k: x, v: x, gates }).catch((e) => e);
   assert(error instanceof TypeError && /gates must be absent/.test(error.message), String(error));
   cpu.dispose();
+});
+
+Deno.test({
+  name: "webgpu hierarchical WGSL compiles for odd and widest head dims, topK 0 and 64",
+  ignore: gpu === undefined,
+  fn: async () => {
+    const device = gpu!.device;
+    for (const dtype of ["f32", "f16"] as const) {
+      for (const [headDim, valueDim] of [[1, 1], [24, 24], [72, 40], [128, 128], [256, 256]]) {
+        for (const topK of [0, 64]) {
+          for (const gates of [false, true]) {
+            const params = { headDim, valueDim, dtype, topK, gates };
+            for (const code of [poolWgsl(params), rowsWgsl(params)]) {
+              const info = await device.createShaderModule({ code }).getCompilationInfo();
+              assertEquals(
+                info.messages.filter((m) => m.type === "error").map((m) => m.message),
+                [],
+                JSON.stringify(params),
+              );
+            }
+          }
+        }
+      }
+    }
+    // The widest kernel also builds into pipelines and runs.
+    await check(gpu!, {
+      shape: { batch: 1, heads: 2, kvHeads: 1, qLen: 3, kvLen: 70, headDim: 256, valueDim: 256 },
+      branches: { window: 3, block: 1, stride: 1, topK: 64, gates: true },
+      seed: 11,
+      dtype: "f16",
+    });
+  },
+});
+
+Deno.test({
+  name: "webgpu hierarchical attention allocates no Nq×Nk buffer: peak stays linear at N=2048",
+  ignore: gpu === undefined,
+  fn: async () => {
+    const b = gpu!;
+    const [heads, n, dim] = [2, 2048, 16];
+    const data = new Float32Array(heads * n * dim).map((_, i) => Math.sin(i) * 0.5);
+    const start = b.stats().liveBytes;
+    b.resetPeak();
+    const q = b.tensor(data, [1, heads, n, dim]);
+    const k = b.tensor(data, [1, heads, n, dim]);
+    const v = b.tensor(data, [1, heads, n, dim]);
+    const nsa = hierarchical({ window: 64, block: 16, stride: 8, topK: 4 });
+    const { out } = await b.run(b.plan(nsa(attention(q, k, v))), { q, k, v });
+    await b.sync();
+    const peak = b.stats().peakBytes - start;
+    // q, k, v and out are 256 KiB each; the summaries 2 × 32 KiB. One score per key pair: 32 MiB.
+    const ioBytes = 4 * 4 * heads * n * dim;
+    assertLessOrEqual(peak, 1.2 * ioBytes, `peak ${peak} vs io ${ioBytes}`);
+    assertLessOrEqual(peak, (4 * n * n) / 8);
+    assert((await b.read(out)).every(Number.isFinite));
+    for (const t of [q, k, v, out]) b.release(t);
+    assertEquals(b.stats().liveBytes, start);
+  },
 });
