@@ -3,6 +3,14 @@
  * @module
  */
 
+/** The range of subgroup sizes a device may run a kernel's invocations in. */
+export interface SubgroupSizes {
+  /** The smallest subgroup, in invocations. */
+  readonly min: number;
+  /** The largest subgroup, in invocations. */
+  readonly max: number;
+}
+
 /** A device plus what the backend needs to know about it. */
 export interface GpuContext {
   /** The device. */
@@ -11,6 +19,10 @@ export interface GpuContext {
   readonly adapterName: string;
   /** Whether `shader-f16` was granted. */
   readonly shaderF16: boolean;
+  /** Whether `subgroups` was granted: WGSL may call `subgroupAdd`, `subgroupMax` and so on. */
+  readonly subgroups: boolean;
+  /** The adapter's subgroup sizes, where `subgroups` was granted and the adapter reports them. */
+  readonly subgroupSizes?: SubgroupSizes;
   /** Whether the adapter is a software fallback (e.g. llvmpipe). */
   readonly fallback: boolean;
   /** Set once the device is lost, with the reason. */
@@ -43,20 +55,44 @@ export async function acquireDevice(): Promise<GpuContext> {
   const requiredLimits: Record<string, number> = {};
   for (const name of LIMITS) requiredLimits[name] = adapter.limits[name];
   const shaderF16 = adapter.features.has("shader-f16");
-  const device = await adapter.requestDevice({
-    requiredLimits,
-    requiredFeatures: shaderF16 ? ["shader-f16"] : [],
-  });
+  const device = await requestDevice(adapter, requiredLimits, shaderF16 ? ["shader-f16"] : []);
+  const subgroups = device.features.has("subgroups");
+  const min = adapter.info?.subgroupMinSize, max = adapter.info?.subgroupMaxSize;
   const ctx: GpuContext = {
     device,
     adapterName: adapter.info?.description || adapter.info?.device || "unknown adapter",
     shaderF16,
+    subgroups,
+    ...(subgroups && typeof min === "number" && typeof max === "number"
+      ? { subgroupSizes: { min, max } }
+      : {}),
     fallback: adapter.info?.isFallbackAdapter === true,
   };
   device.lost.then((info) => {
     ctx.lostReason = `${info.reason ?? "unknown"}: ${info.message}`;
   });
   return ctx;
+}
+
+/**
+ * A device with `features` and, where granted, `subgroups`. It is asked for even when the
+ * adapter does not list it, since some grant it unlisted (an H100 under Deno). A refusal (a
+ * runtime that does not know the name, or an adapter that lacks it) rejects, with a
+ * `TypeError` in Deno, and the request is made again without it.
+ */
+async function requestDevice(
+  adapter: GPUAdapter,
+  requiredLimits: Record<string, number>,
+  features: GPUFeatureName[],
+): Promise<GPUDevice> {
+  try {
+    return await adapter.requestDevice({
+      requiredLimits,
+      requiredFeatures: [...features, "subgroups"],
+    });
+  } catch {
+    return await adapter.requestDevice({ requiredLimits, requiredFeatures: features });
+  }
 }
 
 /** Throws once a device is lost, so callers fail fast instead of hanging. */

@@ -35,7 +35,8 @@ import {
 import { checkOptions } from "../../core/_check.ts";
 import { BufferPool, type PoolStats, UniformPool } from "./_buffer_pool.ts";
 export type { PoolStats } from "./_buffer_pool.ts";
-import { acquireDevice, assertAlive, type GpuContext } from "./_device.ts";
+import { acquireDevice, assertAlive, type GpuContext, type SubgroupSizes } from "./_device.ts";
+export type { SubgroupSizes } from "./_device.ts";
 import {
   assertLiteralsFit,
   compiledKernels,
@@ -61,8 +62,21 @@ export interface WebGpuStats extends PoolStats, CompileStats {
   readonly stagingBytes: number;
 }
 
+/**
+ * What the WebGPU backend found on its device, beside what `lower()` reads. Kernels that use an
+ * optional feature read it here and keep a variant without it.
+ */
+export interface WebGpuCaps extends BackendCaps {
+  /** Whether the device granted `subgroups` (`subgroupAdd`, `subgroupMax`, ... in WGSL). */
+  readonly subgroups: boolean;
+  /** Subgroup sizes the device may use; only with `subgroups`, where the adapter reports them. */
+  readonly subgroupSizes?: SubgroupSizes;
+}
+
 /** The WebGPU backend, with device-level extras for tests and benchmarks. */
 export interface WebGpuBackend extends Backend {
+  /** Capabilities, with the device's optional features. */
+  readonly caps: WebGpuCaps;
   /** The device. */
   readonly device: GPUDevice;
   /** Adapter description. */
@@ -135,6 +149,7 @@ function defaultFlashTile(
  * @param limits The device's limits.
  * @param tile The flash tile.
  * @param keysPerThread Keys per flash invocation.
+ * @param features Optional device features granted. Default: none.
  * @returns Caps for `lower()`.
  * @throws {RangeError} If the device cannot run the tile, naming it.
  * @example
@@ -146,13 +161,15 @@ function defaultFlashTile(
  * } as GPUSupportedLimits;
  * const caps = webGpuCaps(limits, { q: 128, kv: 64 });
  * if (caps.flashTiles[0].tile.q !== 128) throw new Error("tile not kept");
+ * if (caps.subgroups) throw new Error("no subgroups unless granted");
  * ```
  */
 export function webGpuCaps(
   limits: GPUSupportedLimits,
   tile: TileShape,
   keysPerThread: 4 | 8 = 4,
-): BackendCaps {
+  features: Pick<WebGpuCaps, "subgroups" | "subgroupSizes"> = { subgroups: false },
+): WebGpuCaps {
   if (!flashTileFits(limits, tile, keysPerThread)) {
     throw new RangeError(
       `Cannot create WebGPU backend: flashTile must be positive multiples of 4 (kv of flashKeysPerThread ${keysPerThread}) within the device's workgroup limits, current value is ${tile.q}x${tile.kv}`,
@@ -175,6 +192,10 @@ export function webGpuCaps(
     materializedScratch: "all-heads",
     packGroups: true,
     engine: "wgsl",
+    subgroups: features.subgroups,
+    ...(features.subgroups && features.subgroupSizes
+      ? { subgroupSizes: Object.freeze({ ...features.subgroupSizes }) }
+      : {}),
   });
 }
 
@@ -216,9 +237,9 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
   const { device } = ctx;
   const keysPerThread = flashKeysPerThread ?? 4;
   const tile = options.flashTile ?? defaultFlashTile(device.limits, ctx.fallback, keysPerThread);
-  let caps: BackendCaps;
+  let caps: WebGpuCaps;
   try {
-    caps = webGpuCaps(device.limits, tile, keysPerThread);
+    caps = webGpuCaps(device.limits, tile, keysPerThread, ctx);
   } catch (e) {
     device.destroy();
     throw e;

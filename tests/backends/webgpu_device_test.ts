@@ -1,0 +1,84 @@
+import { assert, assertEquals, assertLessOrEqual } from "@std/assert";
+import { causal } from "../../core/mod.ts";
+import { createCpuBackend } from "../../backends/cpu/mod.ts";
+import { webGpuCaps } from "../../backends/webgpu/mod.ts";
+import { maxAbsError, oracle, tolerance } from "../_oracle.ts";
+import { oracleCase, problemData } from "../_arbitraries.ts";
+import { runProblem } from "../_run.ts";
+import { gpu } from "../_webgpu.ts";
+
+const ignore = gpu === undefined;
+const limits = {
+  maxComputeWorkgroupStorageSize: 49152,
+  maxComputeInvocationsPerWorkgroup: 1024,
+} as GPUSupportedLimits;
+const isPowerOfTwo = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+
+Deno.test("webGpuCaps() records subgroups only where granted, with their sizes", () => {
+  const tile = { q: 128, kv: 64 };
+  const none = webGpuCaps(limits, tile);
+  assertEquals(none.subgroups, false);
+  assertEquals("subgroupSizes" in none, false);
+  const granted = webGpuCaps(limits, tile, 4, {
+    subgroups: true,
+    subgroupSizes: { min: 32, max: 32 },
+  });
+  assertEquals(granted.subgroups, true);
+  assertEquals(granted.subgroupSizes, { min: 32, max: 32 });
+  assert(Object.isFrozen(granted.subgroupSizes));
+  const refused = webGpuCaps(limits, tile, 4, {
+    subgroups: false,
+    subgroupSizes: { min: 4, max: 128 },
+  });
+  assertEquals("subgroupSizes" in refused, false);
+});
+
+Deno.test({
+  name: "webgpu caps say whether the device granted subgroups, and their power-of-two sizes",
+  ignore,
+  fn: () => {
+    const { caps, device } = gpu!;
+    assertEquals(typeof caps.subgroups, "boolean");
+    assertEquals(caps.subgroups, device.features.has("subgroups"));
+    if (caps.subgroupSizes) {
+      assert(caps.subgroups, "subgroupSizes only with subgroups");
+      const { min, max } = caps.subgroupSizes;
+      assertLessOrEqual(min, max);
+      assert(isPowerOfTwo(min) && isPowerOfTwo(max), `sizes ${min}..${max}`);
+    }
+    // The software adapter refuses the feature; the request falls back without it.
+    if (/llvmpipe/i.test(gpu!.adapterName)) assertEquals(caps.subgroups, false);
+  },
+});
+
+Deno.test({
+  name: "webgpu runs flash whether or not subgroups were granted",
+  ignore,
+  fn: async () => {
+    const shape = {
+      batch: 1,
+      heads: 2,
+      kvHeads: 1,
+      qLen: 37,
+      kvLen: 41,
+      headDim: 24,
+      valueDim: 24,
+    };
+    const data = problemData(shape, 7);
+    const m = { name: "causal", expr: causal(), allowed: causalAllowed };
+    const c = oracleCase(shape, data, 1 / Math.sqrt(shape.headDim), m);
+    const ref = oracle(c);
+    const cpu = createCpuBackend();
+    const base = await runProblem(cpu, shape, data, { mask: m });
+    const run = await runProblem(gpu!, shape, data, { mask: m, family: "flash" });
+    assertEquals(run.family, "flash");
+    const tol = tolerance(c, ref);
+    assertLessOrEqual(maxAbsError(run.out, ref.out), tol, "flash vs oracle");
+    assertLessOrEqual(maxAbsError(run.out, base.out), 2 * tol, "flash vs cpu");
+    cpu.dispose();
+  },
+});
+
+function causalAllowed(_b: number, _h: number, i: number, j: number, nq: number, nk: number) {
+  return j <= i + nk - nq;
+}
