@@ -30,6 +30,8 @@ export interface BenchCase {
   readonly family: KernelFamily;
   /** A mask to use instead of `causal()` (then `causal` is ignored). */
   readonly mask?: Expr;
+  /** Transforms to apply instead of the family and mask (e.g. `hierarchical()`). */
+  readonly transforms?: readonly Transform[];
 }
 
 /** `B1 H32 N4096 D128`. */
@@ -49,9 +51,9 @@ export async function timeAttention(
     Math.sin(i * 0.37) * 0.5
   );
   const x = gpu.tensor(data, [s.batch, s.heads, s.n, s.dim], c.dtype);
-  const transforms: Transform[] = [kernel(c.family)];
-  if (c.mask) transforms.push(mask(c.mask));
-  else if (c.causal) transforms.push(mask(causal()));
+  const transforms: Transform[] = c.transforms
+    ? [...c.transforms]
+    : [kernel(c.family), ...(c.mask || c.causal ? [mask(c.mask ?? causal())] : [])];
   const plan = gpu.plan(compose(...transforms)(attention(x, x, x)));
   const once = async () => gpu.release((await gpu.run(plan, { q: x, k: x, v: x })).out);
   await once();
