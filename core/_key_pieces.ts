@@ -67,16 +67,8 @@ function combine(x: Pieces, y: Pieces, conj: boolean): Pieces {
     const at = Math.max(x.starts[i], y.starts[j]);
     const a = x.kinds[i], b = y.kinds[j];
     const k = conj
-      ? (a === FALSE || b === FALSE
-        ? FALSE
-        : a === TRUE && b === TRUE
-        ? TRUE
-        : MIXED)
-      : (a === TRUE || b === TRUE
-        ? TRUE
-        : a === FALSE && b === FALSE
-        ? FALSE
-        : MIXED);
+      ? (a === FALSE || b === FALSE ? FALSE : a === TRUE && b === TRUE ? TRUE : MIXED)
+      : (a === TRUE || b === TRUE ? TRUE : a === FALSE && b === FALSE ? FALSE : MIXED);
     if (kinds.length === 0 || kinds[kinds.length - 1] !== k) starts.push(at), kinds.push(k);
     const nextX = x.starts[i + 1] ?? Infinity, nextY = y.starts[j + 1] ?? Infinity;
     if (nextX <= nextY) i++;
@@ -85,32 +77,68 @@ function combine(x: Pieces, y: Pieces, conj: boolean): Pieces {
   return { starts, kinds };
 }
 
-/** `α·kvIdx + R`: the constant coefficient of `kvIdx` in `e`, or NaN when not affine in it. */
-function kvCoefficient(e: Expr): number {
-  if (!readsVar(e, "kvIdx")) return 0;
+/**
+ * The constant coefficient of variable `name` in `e` (`e = c·name + rest`), 0 where `e` does not
+ * read it, NaN where `e` is not affine in it.
+ */
+function coefficient(e: Expr, name: "qIdx" | "kvIdx"): number {
+  if (!readsVar(e, name)) return 0;
   switch (e.op) {
     case "var":
       return 1;
     case "float":
-      return kvCoefficient(e.a);
+      return coefficient(e.a, name);
     case "neg":
-      return -kvCoefficient(e.a);
+      return -coefficient(e.a, name);
     case "add":
-      return kvCoefficient(e.a) + kvCoefficient(e.b);
+      return coefficient(e.a, name) + coefficient(e.b, name);
     case "sub":
-      return kvCoefficient(e.a) - kvCoefficient(e.b);
+      return coefficient(e.a, name) - coefficient(e.b, name);
     case "mul":
-      if (e.b.op === "lit") return kvCoefficient(e.a) * e.b.value;
-      if (e.a.op === "lit") return kvCoefficient(e.b) * e.a.value;
+      if (e.b.op === "lit") return coefficient(e.a, name) * e.b.value;
+      if (e.a.op === "lit") return coefficient(e.b, name) * e.a.value;
   }
   return NaN;
 }
 
+/**
+ * The bounds of `R` in `a - b = α·kvIdx + R` over a box of rows. Where `R` is affine in `qIdx`
+ * too (`β·qIdx + γ`), from `γ` evaluated once per batch element, head and sizes: two products a
+ * row instead of an interval pass over the tree.
+ */
+function restBounds(difference: Expr): (bounds: Bounds) => readonly [number, number] {
+  const bound = compileInterval(difference);
+  const beta = coefficient(difference, "qIdx");
+  const unitRead = readsVar(difference, "b") || readsVar(difference, "h") ||
+    headParams(difference).length > 0;
+  if (!Number.isFinite(beta)) return (bounds) => (bounds.kvIdx = ZERO, bound(bounds));
+  const point = compileExpr(difference);
+  const env: ExprEnv = { qIdx: 0, kvIdx: 0 };
+  let gamma = NaN;
+  return (bounds) => {
+    const [b0, b1] = bounds.b ?? ZERO, [h0, h1] = bounds.h ?? ZERO;
+    if (unitRead && (b0 !== b1 || h0 !== h1)) return (bounds.kvIdx = ZERO, bound(bounds));
+    const qLen = bounds.qLen?.[0], kvLen = bounds.kvLen?.[0];
+    if (
+      env.b !== b0 || env.h !== h0 || env.qLen !== qLen || env.kvLen !== kvLen || !(gamma === gamma)
+    ) {
+      env.b = b0, env.h = h0, env.qLen = qLen, env.kvLen = kvLen;
+      gamma = point(env);
+    }
+    const [q0, q1] = bounds.qIdx!;
+    const x = beta * q0 + gamma, y = beta * q1 + gamma;
+    return x <= y ? [x, y] : [y, x];
+  };
+}
+
 /** `cmp(a, b)` with `a - b = α·kvIdx + R`, `α ≠ 0`: thresholds from the bounds of `R`. */
-function affineAtom(op: string, difference: IntervalFn, alpha: number): PiecesFn {
+function affineAtom(
+  op: string,
+  rest: (bounds: Bounds) => readonly [number, number],
+  alpha: number,
+): PiecesFn {
   return (bounds, kvLen) => {
-    bounds.kvIdx = ZERO;
-    let [lo, hi] = difference(bounds);
+    let [lo, hi] = rest(bounds);
     let cmp = op;
     if (alpha < 0) [lo, hi, cmp] = [-hi, -lo, FLIP[op]];
     const a = Math.abs(alpha);
@@ -176,14 +204,15 @@ function monotoneAtom(
 ): PiecesFn {
   const env: ExprEnv = {};
   const firsts = [new Map<number, number>(), new Map<number, number>()];
-  let unit = "";
   return (bounds, kvLen) => {
     const [b0, b1] = bounds.b ?? ZERO, [h0, h1] = bounds.h ?? ZERO;
     // A key side that reads b or h is one function only for one batch element and head.
     if (keyReadsUnit && (b0 !== b1 || h0 !== h1)) return undefined;
-    const at = `${b0},${h0},${kvLen},${bounds.qLen?.[0]}`;
-    if (at !== unit) firsts.forEach((m) => m.clear()), unit = at;
-    env.b = b0, env.h = h0, env.kvLen = kvLen, env.qLen = bounds.qLen?.[0];
+    const qLen = bounds.qLen?.[0];
+    if (env.b !== b0 || env.h !== h0 || env.qLen !== qLen || env.kvLen !== kvLen) {
+      firsts.forEach((m) => m.clear());
+      env.b = b0, env.h = h0, env.kvLen = kvLen, env.qLen = qLen;
+    }
     const g = (kv: number) => (env.kvIdx = kv, sign * key(env));
     /** The first kv with `g(kv) >= x` (`orEqual`) or `g(kv) > x`; kvLen if none. */
     const first = (x: number, orEqual: boolean) => {
@@ -225,10 +254,8 @@ function monotoneAtom(
 /** Pieces of one comparison, or undefined when neither closed form applies. */
 function atom(e: Extract<Expr, { readonly b: Expr }>, reads: (e: Expr) => boolean) {
   const difference = node({ op: "sub", a: e.a, b: e.b } as Expr);
-  const alpha = kvCoefficient(difference);
-  if (Number.isFinite(alpha) && alpha !== 0) {
-    return affineAtom(e.op, compileInterval(difference), alpha);
-  }
+  const alpha = coefficient(difference, "kvIdx");
+  if (Number.isFinite(alpha) && alpha !== 0) return affineAtom(e.op, restBounds(difference), alpha);
   // One side reads kvIdx alone (sizes aside), the other not at all.
   const [keySide, querySide, op] = reads(e.b) ? [e.b, e.a, FLIP[e.op]] : [e.a, e.b, e.op];
   const keyOnly = !["qIdx", "score"].some((v) => readsVar(keySide, v as "qIdx"));

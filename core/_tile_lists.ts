@@ -46,7 +46,10 @@ export function listTiles(
   const byBatch = perUnit && mask !== undefined && readsVar(mask, "b");
   const byHead = perUnit && mask !== undefined &&
     (readsVar(mask, "h") || headParams(mask).length > 0);
-  const rowStart: number[] = [0];
+  // Row offsets of every distinct layout, one after another (at most one per unit).
+  const most = (byBatch ? batch : 1) * (byHead ? unitHeads : 1);
+  const rowStart = new Uint32Array(most * rows + 1);
+  let rowEnd = 1;
   const entries = new Entries();
   const bound = mask && compileInterval(mask);
   const bounds: Bounds = { qLen: [qLen, qLen], kvLen: [kvLen, kvLen] };
@@ -88,14 +91,14 @@ export function listTiles(
   };
   /** Appends the rows of one layout (for the batch and head ranges in `bounds`). */
   const listRows = () => {
-    const base = rowStart.length - 1;
+    const base = rowEnd - 1;
     for (let row = 0; row < rows; row++) {
       const last = Math.min(qLen * pack, (row + 1) * tileQ) - 1;
       bounds.qIdx = [Math.floor((row * tileQ) / pack), Math.floor(last / pack)];
       const pieces = closedForm && cols > 0 ? closedForm(bounds, kvLen) : undefined;
       if (pieces) {
         listPieces(pieces);
-        rowStart.push(entries.length);
+        rowStart[rowEnd++] = entries.length;
         continue;
       }
       // Rows of structured masks change little: split at the previous row's listed span
@@ -111,7 +114,7 @@ export function listTiles(
       } else if (cols > 0) {
         list(0, cols);
       }
-      rowStart.push(entries.length);
+      rowStart[rowEnd++] = entries.length;
     }
   };
   // One layout per distinct batch element and head range the mask tells apart; identical ones
@@ -124,17 +127,17 @@ export function listTiles(
       bounds.h = byHead
         ? [u * pack, Math.min(heads, (u + 1) * pack) - 1]
         : [0, Math.max(0, heads - 1)];
-      const added = { base: rowStart.length - 1, entries: entries.length, hash: 0 };
+      const added = { base: rowEnd - 1, entries: entries.length, hash: 0 };
       listRows();
       let at = added.base;
       if (byBatch || byHead) {
-        added.hash = layoutHash(rowStart, entries, added);
+        added.hash = layoutHash(rowStart.subarray(0, rowEnd), entries, added);
         const same = kept.find((k) =>
           k.hash === added.hash && sameLayout(rowStart, entries, k, added, rows)
         );
         if (same) {
           at = same.base;
-          rowStart.length = added.base + 1;
+          rowEnd = added.base + 1;
           entries.length = added.entries;
         } else kept.push(added);
       }
@@ -152,7 +155,7 @@ export function listTiles(
     rows,
     cols,
     unitRow,
-    rowStart: Uint32Array.from(rowStart),
+    rowStart: rowStart.slice(0, rowEnd),
     tileCol: entries.cols.slice(0, entries.length),
     partial: entries.kinds.slice(0, entries.length),
   });
@@ -166,7 +169,7 @@ interface LayoutStart {
 
 /** A hash of the layout starting at `at` (its rows' entry counts, columns and kinds). */
 function layoutHash(
-  rowStart: readonly number[],
+  rowStart: Uint32Array,
   entries: Entries,
   at: LayoutStart,
 ): number {
@@ -180,7 +183,7 @@ function layoutHash(
 
 /** Whether the layouts starting at `a` and `b` list the same tiles. */
 function sameLayout(
-  rowStart: readonly number[],
+  rowStart: Uint32Array,
   entries: Entries,
   a: LayoutStart,
   b: LayoutStart,
