@@ -14,7 +14,7 @@
  */
 import type { KernelFamily } from "../core/mod.ts";
 import { attentionFlops, shapeLabel, timeAttention } from "./_gpu_timing.ts";
-import { torchRows } from "./_torch.ts";
+import { sdpaScript, torchRows } from "./_torch.ts";
 import { createWebGpuBackend } from "../backends/webgpu/mod.ts";
 
 interface Row {
@@ -72,32 +72,8 @@ for (const s of shapes.map(scaled)) {
   }
 }
 
-const torchScript = `
-import json, torch
-from torch.nn.attention import sdpa_kernel, SDPBackend
-torch.backends.cuda.matmul.allow_tf32 = False
-rows = []
-for b, h, n, d in ${JSON.stringify(shapes.map((s) => [s.batch, s.heads, s.n, s.dim]))}:
-    q = torch.randn(b, h, n, d, device="cuda", dtype=torch.float32)
-    for causal in (False, True):
-        for name, backend in (("memory-efficient", SDPBackend.EFFICIENT_ATTENTION), ("math", SDPBackend.MATH)):
-            if name == "math" and b * h * n * n * 4 > 8e9:
-                continue
-            with sdpa_kernel(backend):
-                f = lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=causal)
-                f(); torch.cuda.synchronize()
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                iters = 10
-                start.record()
-                for _ in range(iters): f()
-                end.record(); torch.cuda.synchronize()
-                ms = start.elapsed_time(end) / iters
-            flops = 4 * b * h * n * n * d * (0.5 if causal else 1)
-            rows.append(dict(impl="torch sdpa " + name, shape=f"B{b} H{h} N{n} D{d}", causal=causal, dtype="f32", ms=ms, tflops=flops / ms / 1e9))
-            print(json.dumps(rows[-1]), flush=True)
-print("ROWS" + json.dumps(rows))
-`;
-if (!quick) rows.push(...await torchRows<Row>(torchScript));
+const torchShapes = shapes.map((s) => [s.batch, s.heads, s.n, s.dim] as const);
+if (!quick) rows.push(...await torchRows<Row>(sdpaScript(torchShapes)));
 
 const report = { device: gpu.adapterName, date: new Date().toISOString(), rows };
 await Deno.mkdir(outPath.replace(/\/[^/]*$/, ""), { recursive: true }).catch(() => {});

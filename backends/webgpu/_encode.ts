@@ -27,8 +27,15 @@ export interface KernelCompiler {
   readonly pipelines: PipelineCache;
   /** The backend's pipelines per plan (see `compiledKernels`). */
   readonly compiled: WeakMap<KernelPlan, Promise<Kernels>>;
-  /** Flash kernel shape: keys per invocation and inner-loop unrolling. */
-  readonly flash: { readonly keysPerThread: 4 | 8; readonly unroll: number };
+  /**
+   * Flash kernel shape: keys per invocation, inner-loop unrolling, and whether row reductions
+   * use subgroup shuffles.
+   */
+  readonly flash: {
+    readonly keysPerThread: 4 | 8;
+    readonly unroll: number;
+    readonly subgroups: boolean;
+  };
 }
 
 /** What a run needs. */
@@ -78,7 +85,8 @@ function flashSource(
       }: flash tile ${plan.tile.q}x${plan.tile.kv} does not fit the device's maxComputeWorkgroupStorageSize ${limit}`,
     );
   }
-  return flashWgsl({ ...base, ...shape, ...chunks, unroll: compiler.flash.unroll });
+  const { unroll, subgroups } = compiler.flash;
+  return flashWgsl({ ...base, ...shape, ...chunks, unroll, ...(subgroups ? { subgroups } : {}) });
 }
 
 /** The pipelines a plan runs. */

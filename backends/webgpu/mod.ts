@@ -48,7 +48,7 @@ import { type CompileStats, PipelineCache } from "./_pipelines.ts";
 export type { CompileStats } from "./_pipelines.ts";
 import { readBack, StagingPool } from "./_readback.ts";
 import { writeElements } from "./_upload.ts";
-import { flashChunks, flashThreads } from "./kernels/flash_wgsl.ts";
+import { flashChunks, flashSubgroupsFit, flashThreads } from "./kernels/flash_wgsl.ts";
 
 /** Storage of a WebGPU tensor. */
 export interface GpuStorage extends OwnedStorage {
@@ -104,6 +104,12 @@ export interface WebGpuOptions {
    * whose JIT is slow on unrolled code.
    */
   readonly flashUnroll?: number;
+  /**
+   * Whether the flash kernel reduces row maxima and totals with subgroup shuffles where the
+   * device grants subgroups large enough for a row group. Default true; false keeps the
+   * workgroup-memory reductions (for comparisons).
+   */
+  readonly flashSubgroups?: boolean;
 }
 
 const MAX_HEAD_DIM = 256;
@@ -149,7 +155,8 @@ function defaultFlashTile(
  * @param limits The device's limits.
  * @param tile The flash tile.
  * @param keysPerThread Keys per flash invocation.
- * @param features Optional device features granted. Default: none.
+ * @param features Optional device features granted, and whether the flash kernel uses
+ * subgroups (then `engine` is `"wgsl-subgroups"`). Default: none.
  * @returns Caps for `lower()`.
  * @throws {RangeError} If the device cannot run the tile, naming it.
  * @example
@@ -168,7 +175,9 @@ export function webGpuCaps(
   limits: GPUSupportedLimits,
   tile: TileShape,
   keysPerThread: 4 | 8 = 4,
-  features: Pick<WebGpuCaps, "subgroups" | "subgroupSizes"> = { subgroups: false },
+  features: Pick<WebGpuCaps, "subgroups" | "subgroupSizes"> & {
+    readonly subgroupKernels?: boolean;
+  } = { subgroups: false },
 ): WebGpuCaps {
   if (!flashTileFits(limits, tile, keysPerThread)) {
     throw new RangeError(
@@ -191,7 +200,7 @@ export function webGpuCaps(
     materializeUpTo: 0,
     materializedScratch: "all-heads",
     packGroups: true,
-    engine: "wgsl",
+    engine: features.subgroupKernels ? "wgsl-subgroups" : "wgsl",
     subgroups: features.subgroups,
     ...(features.subgroups && features.subgroupSizes
       ? { subgroupSizes: Object.freeze({ ...features.subgroupSizes }) }
@@ -221,6 +230,7 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
     flashTile: "object",
     flashKeysPerThread: "number",
     flashUnroll: "number",
+    flashSubgroups: "boolean",
   });
   const { flashUnroll, flashKeysPerThread } = options;
   if (flashUnroll !== undefined && !(UNROLLS as readonly number[]).includes(flashUnroll)) {
@@ -237,9 +247,11 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
   const { device } = ctx;
   const keysPerThread = flashKeysPerThread ?? 4;
   const tile = options.flashTile ?? defaultFlashTile(device.limits, ctx.fallback, keysPerThread);
+  const subgroups = (options.flashSubgroups ?? true) && ctx.subgroups &&
+    flashSubgroupsFit(tile, keysPerThread, ctx.subgroupSizes?.min ?? 0);
   let caps: WebGpuCaps;
   try {
-    caps = webGpuCaps(device.limits, tile, keysPerThread, ctx);
+    caps = webGpuCaps(device.limits, tile, keysPerThread, { ...ctx, subgroupKernels: subgroups });
   } catch (e) {
     device.destroy();
     throw e;
@@ -253,7 +265,7 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
     device,
     pipelines: new PipelineCache(device),
     compiled: new WeakMap(),
-    flash: { keysPerThread, unroll },
+    flash: { keysPerThread, unroll, subgroups },
   };
   let disposed = false;
 

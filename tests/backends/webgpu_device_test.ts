@@ -2,6 +2,7 @@ import { assert, assertEquals, assertLessOrEqual } from "@std/assert";
 import { causal } from "../../core/mod.ts";
 import { createCpuBackend } from "../../backends/cpu/mod.ts";
 import { webGpuCaps } from "../../backends/webgpu/mod.ts";
+import { flashSubgroupsFit, flashWgsl } from "../../backends/webgpu/kernels/flash_wgsl.ts";
 import { maxAbsError, oracle, tolerance } from "../_oracle.ts";
 import { oracleCase, problemData } from "../_arbitraries.ts";
 import { runProblem } from "../_run.ts";
@@ -82,3 +83,34 @@ Deno.test({
 function causalAllowed(_b: number, _h: number, i: number, j: number, nq: number, nk: number) {
   return j <= i + nk - nq;
 }
+
+Deno.test("the subgroup flash variant reduces rows by shuffles, and is chosen only where it fits", () => {
+  const base = {
+    headDim: 64,
+    valueDim: 64,
+    dtype: "f32" as const,
+    tile: { q: 128, kv: 64 },
+    keysPerThread: 4 as const,
+    dk: 32,
+    kc: 32,
+    unroll: 4,
+    vec: true,
+    mask: causal(),
+  };
+  const plain = flashWgsl(base), shuffled = flashWgsl({ ...base, subgroups: true });
+  assert(!plain.includes("subgroupShuffleXor"));
+  // 16 invocations per row group: four butterfly steps for the maximum, four for the total.
+  for (const bit of [1, 2, 4, 8]) assert(shuffled.includes(`subgroupShuffleXor(mx, ${bit}u)`));
+  for (const bit of [1, 2, 4, 8]) assert(shuffled.includes(`subgroupShuffleXor(total, ${bit}u)`));
+  assert(!shuffled.includes("subgroupShuffleXor(mx, 16u)"));
+  // Fewer workgroup barriers: one of the two around each row-maximum exchange (the other still
+  // guards P's stores over the Q/K chunks) and both of the total's.
+  const barriers = (s: string) => s.split("workgroupBarrier()").length - 1;
+  assertEquals(barriers(plain) - barriers(shuffled), 3);
+  assert(flashSubgroupsFit({ q: 128, kv: 64 }, 4, 32));
+  assert(!flashSubgroupsFit({ q: 128, kv: 64 }, 4, 8), "a row group of 16 needs subgroups of 16");
+  assert(!flashSubgroupsFit({ q: 36, kv: 12 }, 4, 32), "3 invocations per row group");
+  const caps = webGpuCaps(limits, base.tile, 4, { subgroups: true, subgroupKernels: true });
+  assertEquals(caps.engine, "wgsl-subgroups");
+  assertEquals(webGpuCaps(limits, base.tile, 4, { subgroups: true }).engine, "wgsl");
+});

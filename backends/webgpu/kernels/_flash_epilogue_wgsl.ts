@@ -10,7 +10,7 @@ import { rowTotalWgsl } from "./_flash_softmax_wgsl.ts";
 
 /** From the end of the key tiles to the end of `main`. */
 export function epilogueWgsl(f: FlashFrame): string {
-  return `${rowTotalWgsl()}
+  return `${rowTotalWgsl(f)}
   ${normalizerWgsl(f)}
   ${ROWS.map((r) => rowOutputWgsl(f, r)).join("\n  ")}`;
 }

@@ -30,6 +30,13 @@ export interface FlashParams {
   readonly scoreMod?: Expr;
   /** One sink logit per query head, joining each row's denominator. */
   readonly sinkLogits?: readonly number[];
+  /**
+   * Row maxima and totals by subgroup shuffles instead of workgroup memory and barriers. Needs
+   * the device's "subgroups" feature and subgroups of at least `tile.kv / keysPerThread`
+   * invocations (`flashSubgroupsFit`): a row group's invocations are then consecutive lanes of
+   * one subgroup.
+   */
+  readonly subgroups?: boolean;
 }
 
 /** What fixes a flash kernel's workgroup size and memory. */
@@ -135,8 +142,9 @@ export function flashFrame(params: FlashParams): FlashFrame {
     vItems: range(Math.ceil((params.kc * g.dvp4) / threads)),
     uQK: Math.min(params.unroll, params.dk),
     uPV: Math.min(params.unroll, params.kc),
-    // Four key columns × eight row groups per warp when the tile allows it.
-    warpX: tk % 4 === 0 && tq % 8 === 0 && threads % 32 === 0 ? 4 : 0,
+    // Four key columns × eight row groups per warp when the tile allows it; with subgroups a
+    // row group's invocations stay consecutive, so that its shuffles stay in one subgroup.
+    warpX: !params.subgroups && tk % 4 === 0 && tq % 8 === 0 && threads % 32 === 0 ? 4 : 0,
   };
 }
 
@@ -149,3 +157,16 @@ export const each = (items: number[], line: (j: number) => string): string =>
   items.map((j) => line(j)).join("\n      ");
 /** This invocation's `j`-th item of a workgroup-wide load. */
 export const item = (f: FlashFrame, j: number): string => `lid + ${j * f.threads}u`;
+
+/**
+ * Whether subgroups of `minSize` invocations hold whole row groups of a flash tile: the row
+ * group's `tile.kv / keysPerThread` invocations a power of two no larger than the subgroup.
+ */
+export function flashSubgroupsFit(
+  tile: TileShape,
+  keysPerThread: number,
+  minSize: number,
+): boolean {
+  const tk = tile.kv / keysPerThread;
+  return Number.isInteger(tk) && tk > 0 && (tk & (tk - 1)) === 0 && tk <= minSize;
+}

@@ -4,8 +4,9 @@
  * O rescaled by `e^(m_old - m_new)`.
  *
  * A row's keys are spread over the `TK` invocations of its row group, so its maximum and its
- * total are reduced across them; both reductions live here, the one place a variant with
- * cross-invocation operations (subgroups) differs.
+ * total are reduced across them: through workgroup memory with barriers, or, where the device
+ * grants subgroups, by shuffles among the group's lanes. Both live here, the one place the
+ * subgroup variant's arithmetic differs (its invocation layout is set in `flashFrame`).
  * @module
  */
 import { HIDDEN_WGSL } from "./_common_wgsl.ts";
@@ -65,11 +66,15 @@ export function onlineSoftmaxWgsl(f: FlashFrame): string {
   ).join("\n    ");
   const rescale = ROWS.flatMap((r) => cols.map((i) => `${acc(r, i)} *= alpha.${XYZW[r]};`))
     .join("\n    ");
+  // P overwrites the Q/K chunks: every invocation must be done reading them (the
+  // workgroup-memory row maximum's barriers see to it in the other variant).
+  const guard = f.params.subgroups ? "workgroupBarrier();" : "";
   return `${rowMaxWgsl(f)}
     let alpha = exp(m - mx);
     m = mx;
     ${exps}
     l = l * alpha + vec4<f32>(${sums});
+    ${guard}
     ${stores}
     ${rescale}`;
 }
@@ -83,6 +88,11 @@ function rowMaxWgsl(f: FlashFrame): string {
     const v = f.groups.map((gi) => sreg(r, gi)).reduce((a, b) => `max(${a}, ${b})`);
     return `max(max(${v}.x, ${v}.y), max(${v}.z, ${v}.w))`;
   }).join(",\n      ");
+  if (f.params.subgroups) {
+    return `var mx = vec4<f32>(${maxima});
+    ${butterfly(f, "mx", "max")}
+    mx = max(m, mx);`;
+  }
   return `workgroupBarrier();
     sh[VOFF + tx * BQ4 + ty] = vec4<f32>(${maxima});
     workgroupBarrier();
@@ -90,8 +100,25 @@ function rowMaxWgsl(f: FlashFrame): string {
     for (var t = 0u; t < TK; t++) { mx = max(mx, sh[VOFF + t * BQ4 + ty]); }`;
 }
 
+/**
+ * `x = op(x, x of the lanes whose index differs in one bit below TK)`, for each such bit: after
+ * it every invocation of a row group holds the group's reduction (a butterfly, no barrier).
+ */
+function butterfly(f: FlashFrame, x: string, op: "max" | "sum"): string {
+  const steps = [];
+  for (let bit = 1; bit < f.tk; bit *= 2) {
+    const other = `subgroupShuffleXor(${x}, ${bit}u)`;
+    steps.push(op === "max" ? `${x} = max(${x}, ${other});` : `${x} += ${other};`);
+  }
+  return steps.join("\n    ");
+}
+
 /** `var total`: each row's denominator, the sum of its invocations' `l`, after the last tile. */
-export function rowTotalWgsl(): string {
+export function rowTotalWgsl(f: FlashFrame): string {
+  if (f.params.subgroups) {
+    return `var total = l;
+  ${butterfly(f, "total", "sum")}`;
+  }
   return `workgroupBarrier();
   sh[VOFF + tx * BQ4 + ty] = l;
   workgroupBarrier();

@@ -61,6 +61,7 @@ export {
   type FlashParams,
   flashPrefetchItems,
   type FlashShape,
+  flashSubgroupsFit,
   flashThreads,
   flashWorkgroupBytes,
 } from "./_flash_geometry.ts";
