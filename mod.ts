@@ -15,6 +15,7 @@
  */
 export * from "./core/mod.ts";
 export * from "./variants/mod.ts";
+export * from "./kv/mod.ts";
 export * from "./backends/backend.ts";
 export * from "./backends/create_backend.ts";
 export * from "./attend.ts";
