@@ -5,13 +5,12 @@
 import { assertInteger, checkOptions, fail, MAX_SIZE, show } from "../core/_check.ts";
 import type { TensorDesc } from "../core/tensor_desc.ts";
 import { append } from "./_append.ts";
-import { rootHash } from "./_block_hash.ts";
-import { BlockPool } from "./_block_pool.ts";
 import { assertTokens } from "./_checks.ts";
 import { type SeqState, TABLE_STATES, type TableState } from "./_state.ts";
+import { liveSeq, newTableState } from "./_table_state.ts";
 import { swapIn, swapOut } from "./_swap.ts";
 import { assertKvRows } from "./assert_kv_rows.ts";
-import { type KvPoolLayout, kvPoolLayout, type KvPoolLayoutOptions } from "./kv_pool_layout.ts";
+import type { KvPoolLayout, KvPoolLayoutOptions } from "./kv_pool_layout.ts";
 import {
   type AppendPlan,
   type BatchTables,
@@ -43,8 +42,6 @@ export interface AppendOptions {
   /** Prefix hashes whose blocks a page store holds (see `prefixHashes()`): hits that `loads` bring in. */
   stored?: ReadonlySet<string>;
 }
-
-const LAYOUT_KEYS = ["numBlocks", "blockSize", "kvHeads", "headDim", "dtype", "layers"] as const;
 
 /**
  * A vLLM-style page table over one pool of KV blocks: block allocation with a free list,
@@ -96,45 +93,12 @@ export class PageTable {
    * @throws {RangeError} For sizes that are not positive integers, or `sinks` without `window`.
    */
   constructor(options: PageTableOptions) {
-    const context = "create page table";
-    const o = checkOptions(context, "options", options, {
-      numBlocks: "number",
-      blockSize: "number",
-      kvHeads: "number",
-      headDim: "number",
-      dtype: "string",
-      layers: "number",
-      prefixCaching: "boolean",
-      salt: "string",
-      window: "number",
-      sinks: "number",
-    });
-    const layoutOptions: Record<string, unknown> = {};
-    for (const key of LAYOUT_KEYS) if (o[key] !== undefined) layoutOptions[key] = o[key];
-    this.layout = kvPoolLayout(layoutOptions as unknown as KvPoolLayoutOptions);
-    if (o.window !== undefined) assertInteger(o.window, context, "options.window", 1, MAX_SIZE);
-    const sinks = o.sinks ?? 0;
-    assertInteger(sinks, context, "options.sinks", 0, MAX_SIZE);
-    if (sinks > 0 && o.window === undefined) {
-      fail("range", context, "options.sinks", "0 when options.window is not set", sinks);
-    }
-    this.window = o.window;
-    this.sinks = sinks;
-    this.prefixCaching = o.prefixCaching ?? true;
-    const { numBlocks, blockSize } = this.layout;
-    this.#s = {
-      pool: new BlockPool(numBlocks, blockSize),
-      config: Object.freeze({
-        blockSize,
-        caching: this.prefixCaching,
-        root: rootHash(o.salt ?? ""),
-        window: o.window,
-        sinkBlocks: o.window === undefined ? 0 : Math.ceil(sinks / blockSize),
-        tableId: crypto.randomUUID(),
-      }),
-      seqs: new Map(),
-      nextId: 0,
-    };
+    const { layout, policy, state } = newTableState(options);
+    this.layout = layout;
+    this.window = policy.window;
+    this.sinks = policy.sinks;
+    this.prefixCaching = policy.prefixCaching;
+    this.#s = state;
     TABLE_STATES.set(this, this.#s);
   }
 
@@ -460,24 +424,10 @@ export class PageTable {
   }
 
   #live(seq: unknown, context: string, field: string): SeqState {
-    const s = this.#s;
-    const want = "a live sequence id";
-    if (typeof seq !== "number") fail("type", context, field, want, seq);
-    const record = s.seqs.get(seq);
-    if (record !== undefined) return record;
-    const why = Number.isInteger(seq) && seq >= 0 && seq < s.nextId ? "freed" : "never created";
-    throw new RangeError(
-      `Cannot ${context}: ${field} must be ${want}, current value is ${seq} (${why})`,
-    );
+    return liveSeq(this.#s, seq, context, field, false);
   }
 
   #resident(seq: unknown, context: string, field: string): SeqState {
-    const record = this.#live(seq, context, field);
-    if (record.saved !== undefined) {
-      throw new RangeError(
-        `Cannot ${context}: ${field} must be a resident sequence id, current value is ${seq} (swapped out)`,
-      );
-    }
-    return record;
+    return liveSeq(this.#s, seq, context, field, true);
   }
 }
