@@ -10,9 +10,11 @@ import {
   type Expr,
   kernel,
   type KernelFamily,
+  type KernelPlan,
   mask,
   type Transform,
 } from "../core/mod.ts";
+import type { RunInputs } from "../backends/backend.ts";
 import type { WebGpuBackend } from "../backends/webgpu/mod.ts";
 
 /** A self-attention shape (q = k = v). */
@@ -55,7 +57,21 @@ export async function timeAttention(
     ? [...c.transforms]
     : [kernel(c.family), ...(c.mask || c.causal ? [mask(c.mask ?? causal())] : [])];
   const plan = gpu.plan(compose(...transforms)(attention(x, x, x)));
-  const once = async () => gpu.release((await gpu.run(plan, { q: x, k: x, v: x })).out);
+  const ms = await timePlan(gpu, plan, { q: x, k: x, v: x });
+  gpu.release(x);
+  return ms;
+}
+
+/**
+ * Milliseconds per run of a plan on given inputs: one warm-up, then batches of 1, 4, 16, 64
+ * runs until a batch takes over 300 ms.
+ */
+export async function timePlan(
+  gpu: WebGpuBackend,
+  plan: KernelPlan,
+  io: RunInputs,
+): Promise<number> {
+  const once = async () => gpu.release((await gpu.run(plan, io)).out);
   await once();
   await gpu.sync();
   let iters = 1, elapsed = 0;
@@ -67,6 +83,5 @@ export async function timeAttention(
     if (elapsed > 300 || iters >= 64) break;
     iters *= 4;
   }
-  gpu.release(x);
   return elapsed / iters;
 }

@@ -79,12 +79,14 @@ const CAPS: Readonly<Record<keyof BackendCaps, OptionKind>> = {
   materializedScratch: "string",
   packGroups: "boolean",
   engine: "string",
+  parallelism: "number",
 };
 
 /** Checks the kind of every field of a backend's capabilities. */
 export function assertCaps(caps: unknown, context: string): asserts caps is BackendCaps {
   assertObject(caps, context, "caps", "a backend's BackendCaps");
   for (const [key, kind] of Object.entries(CAPS)) {
+    if (key === "parallelism" && caps[key] === undefined) continue;
     if (!hasKind(caps[key], kind)) fail("type", context, `caps.${key}`, kindName(kind), caps[key]);
   }
 }

@@ -44,17 +44,28 @@ export interface TileChoice {
 /**
  * Picks the tile for a spec without a requested tile.
  *
+ * With fewer query rows (`Nq` times the heads packed per tile) than the preferred tile holds, as
+ * in decode, the listed tile of the same key width with the fewest rows that still hold them all:
+ * the rest of a 128-row tile would be idle invocations.
+ *
  * @param preferred The backend's tiles for the head dimension, preferred first.
  * @param anyTile Whether the backend runs any tile shape.
  * @param mask The spec's mask.
+ * @param rows Query rows a tile column holds: `Nq` times the packed heads.
  */
 export function chooseFlashTile(
   preferred: readonly TileShape[],
   anyTile: boolean,
   mask: Expr | undefined,
+  rows: number,
 ): TileChoice {
   const first = preferred[0];
   const block = mask ? queryBlock(mask) : 0;
+  const small =
+    preferred.filter((t) =>
+      t.kv === first.kv && t.q >= rows && t.q < first.q && (block === 0 || block % t.q === 0)
+    ).sort((a, b) => a.q - b.q)[0];
+  if (small) return { tile: small, reason: `few query rows (${rows})` };
   if (block === 0 || block % first.q === 0) return { tile: first, reason: "preferred" };
   const fits = preferred.find((t) => block % t.q === 0);
   if (fits) return { tile: fits, reason: `query rows in blocks of ${block}` };

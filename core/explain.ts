@@ -89,9 +89,11 @@ export function explain(plan: KernelPlan): PlanReport {
     : bytes * kvRowsRead * rowElems;
   const scores = materialized ? 4 * batch * heads * qLen * kvLen : 0;
   const bytesMoved = io + kvReads + 2 * scores;
+  // Split plans keep each split's state (out and lse) of every row until the merge.
+  const splitStates = plan.splits > 1 ? 4 * plan.splits * batch * heads * qLen * (valueDim + 1) : 0;
   const scratchBytes = materialized
     ? (plan.materializedScratch === "per-head" ? 4 * qLen * kvLen : scores)
-    : 4 * (layout.tileQ * layout.tileKv + (layout.tileQ + layout.tileKv) * rowElems);
+    : 4 * (layout.tileQ * layout.tileKv + (layout.tileQ + layout.tileKv) * rowElems) + splitStates;
   const layoutBytes = tileListsBytes(layout);
   const tiles = layout.rows * layout.cols;
   const d = tiles === 0 || layout.unitRow.length === 0
@@ -110,7 +112,9 @@ function report(
   const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
   const kernel = `${plan.family} (${plan.backend}, ${plan.engine})`;
   const summary = [
-    `kernel   ${kernel}, tile ${cost.tile}, ${plan.dtype}`,
+    `kernel   ${kernel}, tile ${cost.tile}, ${plan.dtype}${
+      plan.splits > 1 ? `, keys split ${plan.splits} ways` : ""
+    }`,
     `shape    B${batch} H${heads}/${kvHeads} Nq${qLen} Nk${kvLen} D${headDim}/${valueDim}`,
     `flops    ${(cost.flops / 1e9).toFixed(3)} GFLOP`,
     `memory   ${formatBytes(cost.bytesMoved)} moved, ${formatBytes(cost.scratchBytes)} scratch`,

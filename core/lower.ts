@@ -61,6 +61,12 @@ export interface BackendCaps {
    * `wasm-simd` or `wasm-relaxed-simd` on the CPU, `wgsl` on WebGPU.
    */
   readonly engine: string;
+  /**
+   * Workgroups the backend wants in flight. Flash plans with fewer (a query tile per sequence and
+   * head, as in decode) split each row of tiles' keys over several workgroups and merge their
+   * states (Flash-Decoding). Absent: never split.
+   */
+  readonly parallelism?: number;
 }
 
 /**
@@ -92,6 +98,27 @@ export interface KernelPlan extends
   readonly materializedScratch: "per-head" | "all-heads";
   /** What executes the kernels (the caps' `engine`). */
   readonly engine: string;
+  /**
+   * Workgroups each query tile's listed key tiles are split over (1: none). Each writes the
+   * state `{ out, lse }` of its share, and a merge pass combines them exactly.
+   */
+  readonly splits: number;
+}
+
+/** The most key splits a flash plan uses. */
+export const MAX_SPLITS = 64;
+
+/**
+ * Key splits for a flash plan whose query rows fit one tile (decode, short appends): enough
+ * workgroups to reach the backend's parallelism, each split keeping at least four key tiles, at
+ * most `MAX_SPLITS`. Their states then cost `splits × Nq` rows, next to nothing; longer queries
+ * have row tiles enough to keep a device busy.
+ */
+function chooseSplits(caps: BackendCaps, units: number, rows: number, kvTiles: number): number {
+  const items = units * rows;
+  if (!caps.parallelism || items === 0 || rows > 1) return 1;
+  const wanted = Math.floor(caps.parallelism / items);
+  return Math.max(1, Math.min(wanted, Math.floor(kvTiles / 4), MAX_SPLITS));
 }
 
 function refuse(caps: BackendCaps, field: string, value: unknown): never {
@@ -142,7 +169,10 @@ function chooseTile(spec: AttentionSpec, caps: BackendCaps, sizes: SpecSizes): T
   const dim = Math.max(sizes.headDim, sizes.valueDim);
   const rules = caps.flashTiles.filter((r) => dim <= r.maxHeadDim);
   if (rules.length === 0) refuse(caps, "headDim", dim);
-  if (!spec.tile) return chooseFlashTile(rules.map((r) => r.tile), caps.anyTile, spec.mask);
+  if (!spec.tile) {
+    const pack = caps.packGroups && sizes.heads > 0 ? sizes.heads / sizes.kvHeads : 1;
+    return chooseFlashTile(rules.map((r) => r.tile), caps.anyTile, spec.mask, sizes.qLen * pack);
+  }
   const allowed = caps.anyTile ||
     rules.some((r) => r.tile.q === spec.tile!.q && r.tile.kv === spec.tile!.kv);
   if (!allowed) refuse(caps, "tile", `${spec.tile.q}x${spec.tile.kv}`);
@@ -161,6 +191,7 @@ function lowerSpec(
   caps: BackendCaps,
   context: string,
   tileReason?: string,
+  splits?: number,
 ): KernelPlan {
   assertSpec(spec, context);
   assertCaps(caps, context);
@@ -209,6 +240,15 @@ function lowerSpec(
     outputs: spec.outputs,
     materializedScratch: caps.materializedScratch,
     engine: caps.engine,
+    splits: splits ??
+      (family === "flash"
+        ? chooseSplits(
+          caps,
+          (sizes.batch * sizes.heads) / pack,
+          Math.ceil((sizes.qLen * pack) / tile.q),
+          Math.ceil(sizes.kvLen / tile.kv),
+        )
+        : 1),
   };
   const plan = Object.freeze({ ...body, key: hashString(bodyJson(body)) });
   valid.set(plan, new Set([caps, null]));
@@ -235,6 +275,7 @@ const FIELDS = [
   "outputs",
   "materializedScratch",
   "engine",
+  "splits",
 ] as const;
 
 function fieldJson(plan: Omit<KernelPlan, "key">, field: typeof FIELDS[number]): string {
@@ -339,6 +380,16 @@ export function assertPlan(plan: unknown, caps?: BackendCaps): asserts plan is K
   }
   assertObject(plan.tile, context, "plan.tile", "an object { q, kv }");
   if (!Number.isInteger(plan.pack)) fail("type", context, "plan.pack", "an integer", plan.pack);
+  const splitsWanted = plan.family === "flash" ? `an integer in 1..${MAX_SPLITS}` : "1";
+  if (typeof plan.splits !== "number") {
+    fail("type", context, "plan.splits", "a number", plan.splits);
+  }
+  if (
+    !Number.isInteger(plan.splits) || plan.splits < 1 ||
+    plan.splits > (plan.family === "flash" ? MAX_SPLITS : 1)
+  ) {
+    fail("range", context, "plan.splits", splitsWanted, plan.splits);
+  }
   const expected = lowerSpec(
     {
       q: p.q,
@@ -358,6 +409,7 @@ export function assertPlan(plan: unknown, caps?: BackendCaps): asserts plan is K
     caps ?? capsOf(p),
     context,
     p.tileReason,
+    p.splits,
   );
   for (const field of FIELDS) {
     const want = fieldJson(expected, field), got = fieldJson(p, field);

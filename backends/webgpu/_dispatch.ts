@@ -24,8 +24,9 @@ export function paramsData(
     head_dim: sizes.headDim,
     value_dim: sizes.valueDim,
     pack: plan.pack,
-    pad1: 0,
-    pad2: 0,
+    // Each key split writes its rows' states `split_stride` rows after the previous split's.
+    splits: plan.splits,
+    split_stride: sizes.batch * sizes.heads * sizes.qLen,
   };
   for (const role of ["q", "k", "v"] as const) {
     const d = plan[role];

@@ -13,6 +13,7 @@ import type { PipelineCache } from "./_pipelines.ts";
 import { literalWords } from "../../core/to_wgsl.ts";
 import { LITERALS_BINDING, modifierLiterals } from "./kernels/_common_wgsl.ts";
 import { flashChunks, flashVecAligned, flashWgsl } from "./kernels/flash_wgsl.ts";
+import { MERGE_THREADS, mergeStatesWgsl } from "./kernels/merge_states_wgsl.ts";
 import {
   type MaterializedParams,
   outputWgsl,
@@ -97,6 +98,8 @@ export interface Kernels {
   readonly output?: GPUComputePipeline;
   /** Packs f32 results to f16 storage. */
   readonly pack?: GPUComputePipeline;
+  /** Merges the states of a split plan's key splits. */
+  readonly merge?: GPUComputePipeline;
 }
 
 async function compileKernels(compiler: KernelCompiler, plan: KernelPlan): Promise<Kernels> {
@@ -112,9 +115,13 @@ async function compileKernels(compiler: KernelCompiler, plan: KernelPlan): Promi
   };
   const pack = plan.dtype === "f16" ? pipelines.get("pack f16", packF16Wgsl()) : undefined;
   if (plan.family === "flash") {
+    const merge = plan.splits > 1
+      ? pipelines.get(`merge states: ${label}`, mergeStatesWgsl(plan))
+      : undefined;
     return {
       flash: await pipelines.get(`flash: ${label}`, flashSource(compiler, plan, params)),
       pack: await pack,
+      merge: await merge,
     };
   }
   return {
@@ -251,6 +258,12 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
       } bytes, over the device's maxStorageBufferBindingSize ${bindingLimit}; use the flash kernel`,
     );
   }
+  const splitBytes = plan.splits > 1 ? 4 * plan.splits * batch * heads * qLen * valueDim : 0;
+  if (splitBytes > bindingLimit) {
+    throw new RangeError(
+      `Cannot run ${label}: ${plan.splits} key splits' states need ${splitBytes} bytes, over the device's maxStorageBufferBindingSize ${bindingLimit}`,
+    );
+  }
   // Compile after the size checks and before allocating, so neither a size that cannot run nor
   // a shader error costs a compilation or touches the pool.
   const kernels = await compiledKernels(req, plan);
@@ -283,17 +296,39 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
     const tiles = pool.acquire(4 * words.length, `tiles: ${label}`);
     device.queue.writeBuffer(tiles, 0, words);
     temporaries.push(tiles);
+    // Key splits write their states here; the merge pass combines them into out and lse.
+    const rows = batch * heads * qLen, splits = plan.splits;
+    const [partOut, partLse] = splits > 1
+      ? [
+        pool.acquire(Math.max(4, 4 * splits * rows * valueDim), `split states: ${label}`),
+        pool.acquire(Math.max(4, 4 * splits * rows), `split lse: ${label}`),
+      ]
+      : [outF32, lse];
+    if (splits > 1) temporaries.push(partOut, partLse);
+    let params: GPUBuffer | undefined;
     for (let base = 0; base < flashUnits; base += headsPerPass) {
       const count = Math.min(headsPerPass, flashUnits - base);
-      const params = uniform(
+      params = uniform(
         paramsData(plan, { rows: req.layout.rows, cols: req.layout.cols, headBase: base }),
       );
       if (req.layout.rows > 0) {
-        dispatch(device, pass, kernels.flash, { 0: params, ...qkv, 4: tiles, 5: outF32, 6: lse }, [
-          req.layout.rows,
-          count,
-        ]);
+        dispatch(
+          device,
+          pass,
+          kernels.flash,
+          { 0: params, ...qkv, 4: tiles, 5: partOut, 6: partLse },
+          [req.layout.rows, count, splits],
+        );
       }
+    }
+    if (kernels.merge && params && rows > 0) {
+      dispatch(
+        device,
+        pass,
+        kernels.merge,
+        { 0: params, 3: partLse, 4: partOut, 5: outF32, 6: lse, ...(plan.sinkLogits ? lits : {}) },
+        grid(Math.ceil(rows / MERGE_THREADS)),
+      );
     }
   } else if (kernels.scores && kernels.softmax && kernels.output) {
     const scores = pool.acquire(Math.max(4, headsPerPass * scoreBytesPerHead), `scores: ${label}`);

@@ -119,9 +119,17 @@ const UNROLLS = [1, 2, 4, 8, 16, 32, 64] as const;
 const HARDWARE_TILES: readonly TileShape[] = [
   { q: 128, kv: 64 },
   { q: 64, kv: 64 },
+  { q: 32, kv: 64 },
+  { q: 16, kv: 64 },
   { q: 32, kv: 32 },
   { q: 16, kv: 16 },
 ];
+
+/**
+ * Workgroups a flash plan should keep in flight before its key tiles are split (decode): a few
+ * per compute unit of a large GPU (an H100 has 132); smaller GPUs are as busy with them.
+ */
+const PARALLELISM = 1024;
 
 /** Whether the flash kernel can run a tile on a device with these limits. */
 function flashTileFits(
@@ -201,6 +209,7 @@ export function webGpuCaps(
     materializedScratch: "all-heads",
     packGroups: true,
     engine: features.subgroupKernels ? "wgsl-subgroups" : "wgsl",
+    parallelism: PARALLELISM,
     subgroups: features.subgroups,
     ...(features.subgroups && features.subgroupSizes
       ? { subgroupSizes: Object.freeze({ ...features.subgroupSizes }) }

@@ -35,8 +35,8 @@ export const PARAM_FIELDS = [
   "head_dim",
   "value_dim",
   "pack",
-  "pad1",
-  "pad2",
+  "splits",
+  "split_stride",
 ] as const;
 
 /** The `Params` struct and its uniform binding. */

@@ -1,7 +1,8 @@
 /**
  * The flash kernel's epilogue: each row's denominator (with its sink logit, if any), O divided
  * by it and written out, and the row's log-sum-exp. A row with no visible key (total 0) writes
- * zeros and `lse = -Infinity` (or its sink logit), never NaN.
+ * zeros and `lse = -Infinity` (or its sink logit), never NaN. With key splits, each split writes
+ * its share's state `split_stride` rows after the previous one's, for the merge pass.
  * @module
  */
 import { NEG_INF_WGSL } from "./_common_wgsl.ts";
@@ -15,8 +16,12 @@ export function epilogueWgsl(f: FlashFrame): string {
   ${ROWS.map((r) => rowOutputWgsl(f, r)).join("\n  ")}`;
 }
 
-/** `inv`: what each row's O is multiplied by. */
+/**
+ * `inv`: what each row's O is multiplied by. A key split writes its share's plain state; the
+ * merge pass adds the sink logit once.
+ */
 function normalizerWgsl(f: FlashFrame): string {
+  const plain = `select(1.0 / total, vec4<f32>(0.0), total <= vec4<f32>(0.0))`;
   return f.params.sinkLogits
     ? `// Each row's sink logit joins its denominator: out = acc · e^(m - top) / denom.
   let sinks = vec4<f32>(${
@@ -25,18 +30,20 @@ function normalizerWgsl(f: FlashFrame): string {
   let top = max(m, sinks);
   let kept = exp(m - top);
   let denom = total * kept + exp(sinks - top);
-  let inv = select(kept / denom, vec4<f32>(0.0), total <= vec4<f32>(0.0));`
-    : `let inv = select(1.0 / total, vec4<f32>(0.0), total <= vec4<f32>(0.0));`;
+  let split_state = p.splits > 1u;
+  let inv = select(select(kept / denom, vec4<f32>(0.0), total <= vec4<f32>(0.0)), ${plain}, split_state);`
+    : `let inv = ${plain};`;
 }
 
 /** Row `r`'s output columns (this invocation's) and, from the first invocation, its lse. */
 function rowOutputWgsl(f: FlashFrame, r: number): string {
   const x = XYZW[r];
+  const plain = `select(m.${x} + log(total.${x}), ${NEG_INF_WGSL}, total.${x} <= 0.0)`;
   const lse = f.params.sinkLogits
-    ? `select(top.${x} + log(denom.${x}), sinks.${x}, total.${x} <= 0.0);`
-    : `select(m.${x} + log(total.${x}), ${NEG_INF_WGSL}, total.${x} <= 0.0);`;
+    ? `select(select(top.${x} + log(denom.${x}), sinks.${x}, total.${x} <= 0.0), ${plain}, split_state);`
+    : `${plain};`;
   return `if (rows_ok[${r}]) {
-    let row = (b * p.heads + hr[${r}]) * p.q_len + qr[${r}];
+    let row = (b * p.heads + hr[${r}]) * p.q_len + qr[${r}] + wg.z * p.split_stride;
     let o = row * DV;
     ${
     f.cols.map((i) =>

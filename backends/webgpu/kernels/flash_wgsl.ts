@@ -146,8 +146,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let starts = tiles[0];
   let entries = tiles[1];
   let base = tiles[2u + unit] + row_tile;
-  let first = tiles[starts + base];
-  let last = tiles[starts + base + 1u];
+  // Split wg.z of p.splits takes an even share of the row's entries (Flash-Decoding).
+  let row_first = tiles[starts + base];
+  let row_last = tiles[starts + base + 1u];
+  let share = (row_last - row_first + p.splits - 1u) / p.splits;
+  let first = min(row_last, row_first + wg.z * share);
+  let last = min(row_last, first + share);
   for (var e = first; e < last; e++) {
     let entry = tiles[entries + e];
     let col = entry >> 1u;
