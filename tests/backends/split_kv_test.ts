@@ -58,7 +58,12 @@ Deno.test({
     const seen = new Set<number>();
     await fc.assert(
       fc.asyncProperty(
-        shapeArb({ batch: 2, len: 200, dim: 40 }).map((s) => ({ ...s, qLen: 1 + (s.qLen % 5) })),
+        // Few query rows and enough keys for several splits of 64-key tiles on any device.
+        shapeArb({ batch: 2, len: 200, dim: 40 }).map((s) => ({
+          ...s,
+          qLen: 1 + (s.qLen % 5),
+          kvLen: 4 * s.kvLen + 256,
+        })),
         fc.option(maskCase, { nil: undefined }),
         fc.boolean(),
         fc.constantFrom(1, 64, 256, 1024, 1 << 20),
