@@ -8,6 +8,7 @@
 import {
   add,
   alibi,
+  assertPlan,
   alibiSlopes,
   and,
   attention,
@@ -24,9 +25,11 @@ import {
   kvIdx,
   lit,
   lookup,
+  lower,
   lt,
   mask,
   permute,
+  planLayout,
   reshape,
   scale,
   score,
@@ -41,6 +44,7 @@ import {
   tileLists,
   tileListsBytes,
   toWgsl,
+  UnsupportedSpecError,
   variable,
   window,
 } from "../core/mod.ts";
@@ -51,11 +55,13 @@ import {
   documents,
   fixedPattern,
   globalTokens,
+  hierarchical,
   prefixLM,
   sinks,
   slidingWindow,
   strided,
 } from "../variants/mod.ts";
+import { cpuCaps } from "../backends/cpu/mod.ts";
 import type { Backend, Tensor } from "../backends/backend.ts";
 
 /** The errors an entry point may raise for bad input. */
@@ -154,7 +160,7 @@ export const CORE_BAD_INPUTS: readonly BadInput[] = [
   row("tileLists()", "negative query length", () => tileLists(causal(), { qLen: -1, kvLen: 4, tileQ: 2, tileKv: 2 }), RangeError, "options.qLen must be a non-negative integer", "current value is -1"),
   row("tileLists()", "mask that is not an Expr", () => tileLists(hand(5), { qLen: 4, kvLen: 4, tileQ: 2, tileKv: 2 }), TypeError, "Cannot list tiles: mask must be an Expr", "current value is 5"),
   row("tileLists()", "misspelt option", () => tileLists(causal(), hand({ qLen: 4, kvLen: 4, tileQ: 2, tilekv: 2 })), TypeError, "options key must be one of", '"tilekv" (did you mean "tileKv"?)'),
-  row("tileListsBytes()", "object without typed arrays", () => tileListsBytes(hand({})), TypeError, "lists.rowStart must be a typed array", "current value is undefined"),
+  row("tileListsBytes()", "object without typed arrays", () => tileListsBytes(hand({})), TypeError, "lists.unitRow must be a typed array", "current value is undefined"),
   row("compileInterval()", "string instead of an Expr", () => compileInterval(hand("x")), TypeError, "e must be an Expr", '"x"'),
   row("classifyBlocks()", "zero tile", () => classifyBlocks(causal(), { qLen: 4, kvLen: 4, tileQ: 0, tileKv: 4 }), RangeError, "options.tileQ", "current value is 0"),
   // Transforms.
@@ -213,6 +219,16 @@ export const CORE_BAD_INPUTS: readonly BadInput[] = [
   row("blockMask()", "a number for a tile", () => blockMask([[hand(1)]], { tileQ: 2, tileKv: 2 }), TypeError, "tiles[0][0] must be a boolean", "current value is 1"),
   row("blockMask()", "zero tile rows", () => blockMask([[true]], { tileQ: 0, tileKv: 2 }), RangeError, "options.tileQ", "current value is 0"),
   row("blockMask()", "misspelt option", () => blockMask([[true]], hand({ tileQ: 2, tilekv: 2 })), TypeError, '"tilekv"', 'did you mean "tileKv"?'),
+  row("hierarchical()", "stride past the block", () => hierarchical({ window: 4, block: 4, stride: 5 }), RangeError, "hierarchy.stride must be an integer in 1..4", "current value is 5"),
+  row("hierarchical()", "topK past 64", () => hierarchical({ window: 4, block: 4, topK: 65 }), RangeError, "hierarchy.topK must be an integer in 0..64", "current value is 65"),
+  row("hierarchical()", "misspelt key", () => hierarchical(hand({ window: 4, block: 4, topk: 2 })), TypeError, '"topk"', 'did you mean "topK"?'),
+  row("hierarchical()", "a weight of the wrong kind", () => hierarchical(hand({ window: 4, block: 4, weights: { window: "1" } })), TypeError, "options.weights.window must be a number or an array of numbers", '"1"'),
+  row("hierarchical()", "weights for another head count", (f) => hierarchical({ window: 4, block: 4, weights: { selected: [1, 2, 3] } })(f.spec), RangeError, "hierarchy.weights.selected.length must be q heads (2)", "current value is 3"),
+  row("hierarchical()", "gates of another shape", (f) => hierarchical({ window: 4, block: 4, gates: tensorDesc([1, 2, 7, 3]) })(f.spec), RangeError, "hierarchy.gates.shape must be [1,2,8,3]", "current value is [1, 2, 7, 3]"),
+  row("hierarchical()", "weights and gates", () => hierarchical({ window: 4, block: 4, weights: {}, gates: tensorDesc([1, 2, 8, 3]) }), TypeError, "options must be given weights or gates, not both", "keys window, block, weights, gates"),
+  row("lower()", "a mask with hierarchical()", (f) => lower(hierarchical({ window: 4, block: 4 })(f.spec), cpuCaps), UnsupportedSpecError, "mask with hierarchical() is unsupported", "a mask"),
+  row("planLayout()", "a hierarchical plan", () => planLayout(lower(hierarchical({ window: 4, block: 4 })(attention(tensorDesc([1, 2, 8, 8]), tensorDesc([1, 2, 8, 8]), tensorDesc([1, 2, 8, 8]))), cpuCaps)), TypeError, 'plan.family must be "flash" or "materialized"', '"hierarchical"'),
+  row("assertPlan()", "splits past 64", (f) => assertPlan({ ...f.plan, splits: 65 }), RangeError, "plan.splits must be", "current value is 65"),
   // attention().
   row("attention()", "v missing", (f) => attention(f.q, f.k, hand(undefined)), TypeError, "v must be a tensor or tensor descriptor", "undefined"),
   row("attention()", "null options", (f) => attention(f.q, f.k, f.v, hand(null)), TypeError, "options must be an object or undefined", "null"),
