@@ -8,9 +8,9 @@
 import {
   add,
   alibi,
-  assertPlan,
   alibiSlopes,
   and,
+  assertPlan,
   attention,
   type AttentionSpec,
   broadcast,
