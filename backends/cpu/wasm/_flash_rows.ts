@@ -7,6 +7,7 @@
  */
 import { type Bounds, interval } from "../../../core/interval.ts";
 import { firstRow, type TileLists } from "../../../core/tile_lists.ts";
+import { compileKeyPieces, type Pieces, type PiecesFn } from "../../../core/_key_pieces.ts";
 import { type CompiledExpr, compileExpr, type ExprEnv } from "../../../core/evaluate.ts";
 import type { Expr } from "../../../core/expr.ts";
 import type { KernelPlan } from "../../../core/lower.ts";
@@ -30,6 +31,8 @@ export interface FlashRowsContext {
   >;
   readonly regions: FlashRegions;
   readonly mask?: CompiledExpr;
+  /** The mask's closed-form pieces along the keys, where it has them (see `_key_pieces.ts`). */
+  readonly maskPieces?: PiecesFn;
   readonly scoreMod?: CompiledExpr;
   readonly env: ExprEnv;
 }
@@ -52,6 +55,7 @@ export function flashRowsContext(
     layout,
     regions,
     mask: plan.mask && compileExpr(plan.mask),
+    maskPieces: plan.mask && compileKeyPieces(plan.mask),
     scoreMod: plan.scoreMod && compileExpr(plan.scoreMod),
     env: { b: 0, h: 0, qIdx: 0, kvIdx: 0, qLen, kvLen, score: 0 },
   };
@@ -178,8 +182,33 @@ function applyExprs(
     }
     if (mask) {
       bounds.qIdx = [i0 + i, i0 + i];
-      maskRange(ctx, mask, bounds, at, i0 + i, j0, j0 + count);
+      const pieces = ctx.maskPieces?.(bounds, plan.sizes.kvLen);
+      if (pieces) maskPieces(ctx, mask, pieces, bounds, at, i0 + i, j0, j0 + count);
+      else maskRange(ctx, mask, bounds, at, i0 + i, j0, j0 + count);
     }
+  }
+}
+
+/**
+ * Masks keys `[from, to)` of query `i` by the mask's pieces for that one row: hidden pieces are
+ * filled with -Infinity at once, visible ones left, and only pieces the closed form leaves
+ * mixed are bisected.
+ */
+function maskPieces(
+  ctx: FlashRowsContext,
+  mask: { expr: Expr; compiled: CompiledExpr },
+  { starts, kinds }: Pieces,
+  bounds: Bounds,
+  at: number,
+  i: number,
+  from: number,
+  to: number,
+): void {
+  for (let k = 0; k < kinds.length; k++) {
+    const lo = Math.max(from, starts[k]), hi = Math.min(to, starts[k + 1] ?? to);
+    if (lo >= hi || kinds[k] === 1) continue;
+    if (kinds[k] === 0) ctx.memory.fill(-Infinity, at + lo, at + hi);
+    else maskRange(ctx, mask, bounds, at, i, lo, hi);
   }
 }
 
