@@ -1,6 +1,7 @@
 /**
  * Encodes a hierarchical run (see `hierarchical()`): the pool pass writes every KV head's block
- * summaries, the rows pass one query row per invocation, then f16 plans pack the f32 output;
+ * summaries, the rows pass one query row per invocation (64 rows of one KV head per workgroup),
+ * then f16 plans pack the f32 output;
  * one command encoder, one submit, errors raised with the run's label. The only temporaries are
  * the summaries (linear in `Nk`) and the per-head weights.
  * @module
@@ -67,6 +68,7 @@ async function compile(compiler: HierarchicalCompiler, plan: KernelPlan) {
     dtype: plan.dtype,
     topK: plan.hierarchy!.topK,
     gates: plan.hierarchy!.gates !== undefined,
+    workgroupBytes: compiler.device.limits.maxComputeWorkgroupStorageSize,
   };
   const [pool, rows, pack] = await Promise.all([
     pipelines.get(`pool: ${label}`, poolWgsl(params)),
@@ -98,7 +100,7 @@ export function hierarchicalKernels(
   return kernels;
 }
 
-/** The hierarchy's uniform block for a dispatch of `total` invocations. */
+/** The hierarchy's uniform block for a dispatch of `total` invocations or workgroups. */
 function hierarchyData(plan: KernelPlan, count: number, total: number): ArrayBuffer {
   const { window, block, stride, gates } = plan.hierarchy!;
   const values: Record<string, number> = { window, block, stride, count, total };
@@ -207,14 +209,16 @@ export async function encodeHierarchical(req: HierarchicalRequest): Promise<GPUB
     );
   }
   if (rows > 0) {
+    // Each KV head's rows (its query heads' rows together) fill whole workgroups of their own.
+    const tiles = batch * kvHeads * Math.ceil((rows / (batch * kvHeads)) / HIERARCHY_WORKGROUP);
     const rowsBindings: Bindings = {
       ...shared,
       ...bound,
-      [hb]: uniform(hierarchyData(plan, count, rows)),
+      [hb]: uniform(hierarchyData(plan, count, tiles)),
       [ob]: outF32,
       [HIERARCHY_BINDINGS.weights]: weights,
     };
-    dispatch(device, pass, kernels.rows, rowsBindings, grid(Math.ceil(rows / HIERARCHY_WORKGROUP)));
+    dispatch(device, pass, kernels.rows, rowsBindings, grid(tiles));
   }
   let out = outF32;
   if (kernels.pack) {

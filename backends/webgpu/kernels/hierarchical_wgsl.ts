@@ -4,11 +4,21 @@
  * f32), then a rows pass gives each query row one invocation that scores the visible summaries
  * (the compressed branch, an online softmax), keeps the `topK` best, attends to the union of
  * their blocks' full keys, then to the window, and writes `Σ weight · out_branch` in f32.
+ * A workgroup's rows share one KV head and neighbouring positions, so they read the summaries
+ * and window keys together, a chunk at a time through workgroup memory.
  * Memory: the summaries and the output; no Nq×Nk buffer.
  * @module
  */
 import type { DType } from "../../../core/tensor_desc.ts";
 import { inputsWgsl, NEG_WGSL, paramsWgsl } from "./_common_wgsl.ts";
+import {
+  forSlots,
+  globalRowsWgsl,
+  slots,
+  softmaxWgsl,
+  topKWgsl,
+  weightsWgsl,
+} from "./_hierarchical_row_wgsl.ts";
 
 /** Compile-time parameters of the hierarchical kernels. */
 export interface HierarchicalParams {
@@ -20,6 +30,11 @@ export interface HierarchicalParams {
   readonly topK: number;
   /** Whether branch weights come from a gates tensor (else from per-head weights). */
   readonly gates: boolean;
+  /**
+   * Workgroup memory the rows pass may use for its chunks (the device's
+   * `maxComputeWorkgroupStorageSize`). Default: 16384, the least any device offers.
+   */
+  readonly workgroupBytes?: number;
 }
 
 /** Invocations per workgroup of both passes: consecutive ones are consecutive rows or dims. */
@@ -40,7 +55,8 @@ export const HIERARCHY_BINDINGS = {
 
 /**
  * Fields of the hierarchy's uniform block, in order (all u32): the branch sizes, the summary
- * count, the invocations a dispatch runs, and the gates' offset and strides.
+ * count, the work a dispatch runs (invocations of the pool pass, workgroups of the rows pass),
+ * and the gates' offset and strides.
  */
 export const HIERARCHY_FIELDS = [
   "window",
@@ -109,82 +125,108 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 `;
 }
 
-/** `weight_of(b, h, i, branch)`: the per-head weights, or the gates (strided, f32 or f16). */
-function weightsWgsl(params: HierarchicalParams): string {
-  const binding = `@group(0) @binding(${HIERARCHY_BINDINGS.weights}) var<storage, read>`;
-  if (!params.gates) {
-    return `${binding} weights: array<f32>;
-fn weight_of(b: u32, h: u32, i: u32, branch: u32) -> f32 { return weights[h * 3u + branch]; }
-`;
+/**
+ * Workgroup memory the rows pass stages through, at most. Less than devices offer: WebGPU
+ * zero-fills workgroup arrays, and llvmpipe compiles that fill in time quadratic in their
+ * elements (256 vec4s take 0.5 s, 512 take 3 s); longer chunks would only save barriers.
+ */
+const STAGING_BYTES = 4096;
+
+/**
+ * Rows per chunk of the rows pass: as many key and value rows (f32 vec4 slots) as fit in the
+ * staging budget and the device's workgroup memory, at least 1.
+ */
+export function chunkRows(params: HierarchicalParams): number {
+  const bytes = Math.min(STAGING_BYTES, params.workgroupBytes ?? 16384);
+  const perRow = 16 * (slots(params.headDim) + slots(params.valueDim));
+  return Math.max(1, Math.min(HIERARCHY_WORKGROUP, Math.floor(bytes / perRow)));
+}
+
+/**
+ * The chunk shared by a workgroup, rows as vec4 slots (`D4`, `DV4` per row, zero-padded):
+ * `stage_summaries` and `stage_keys` copy rows into it, each invocation every 64th slot, and
+ * `attend_staged(c)` joins staged row `c` to the calling row's softmax and returns its score.
+ */
+function stagingWgsl(params: HierarchicalParams): string {
+  const [d4, dv4, chunk] = [slots(params.headDim), slots(params.valueDim), chunkRows(params)];
+  const keys = forSlots.bind(null, d4), values = forSlots.bind(null, dv4);
+  const wg = `${HIERARCHY_WORKGROUP}u`;
+  return `const CHUNK: u32 = ${chunk}u;
+const D4: u32 = ${d4}u;
+const DV4: u32 = ${dv4}u;
+var<workgroup> chunk_k: array<vec4<f32>, ${d4 * chunk}>;
+var<workgroup> chunk_v: array<vec4<f32>, ${dv4 * chunk}>;
+// Summaries at .. at + n - 1, counted over all KV heads.
+fn stage_summaries(at: u32, n: u32, lid: u32) {
+  for (var e = lid; e < n * D4; e += ${wg}) { chunk_k[e] = pk4(at + e / D4, e % D4); }
+  for (var e = lid; e < n * DV4; e += ${wg}) { chunk_v[e] = pv4(at + e / DV4, e % DV4); }
+}
+// Keys and values j0 .. j0 + n - 1 of the head at kb, vb.
+fn stage_keys(kb: u32, vb: u32, j0: u32, n: u32, lid: u32) {
+  for (var e = lid; e < n * D4; e += ${wg}) { chunk_k[e] = k4(kb + (j0 + e / D4) * p.k_sn, e % D4); }
+  for (var e = lid; e < n * DV4; e += ${wg}) {
+    chunk_v[e] = v4(vb + (j0 + e / DV4) * p.v_sn, e % DV4);
   }
-  const f16 = params.dtype === "f16";
-  return `${binding} gates: array<${f16 ? "u32" : "f32"}>;
-fn weight_of(b: u32, h: u32, i: u32, branch: u32) -> f32 {
-  let e = hp.g_off + b * hp.g_sb + h * hp.g_sh + i * hp.g_sn + branch * hp.g_sd;
-  return ${f16 ? "unpack2x16float(gates[e >> 1u])[e & 1u]" : "gates[e]"};
+}
+fn attend_staged(c: u32) -> f32 {
+  let kc = c * D4;
+  let vc = c * DV4;
+  var qk = 0.0;
+  ${keys((s) => `qk += dot(qv[${s}], chunk_k[kc + ${s}]);`)}
+  let x = qk * p.scale;
+  let e = weigh(x);
+  ${values((s) => `acc[${s}] += e * chunk_v[vc + ${s}];`)}
+  return x;
 }
 `;
 }
 
 /**
- * The top-k list of the compressed pass: `keep(s, x)` inserts summary `s` of score `x` into
- * `best`, kept by descending score, a later summary moving up only past strictly lower scores
- * (ties stay with the earlier); `sort_kept()` then orders the kept ones by index.
+ * The branches, each from `begin()` to the row's softmax state. The shared ones loop over
+ * chunks to a bound the workgroup agrees on (its last row sees the most summaries; its rows'
+ * windows span from the first row's to the last row's), so that every invocation reaches every
+ * barrier; a row skips the staged rows it does not see, in step with the others (the same
+ * staged row at once: a broadcast read). `pos` is the row's position among the keys, -1 for an
+ * invocation past the rows.
  */
-function topKWgsl(topK: number): string {
-  return `const TOP_K: u32 = ${topK}u;
-var<private> best: array<u32, TOP_K>;
-var<private> best_score: array<f32, TOP_K>;
-var<private> kept: u32;
-fn keep(s: u32, x: f32) {
-  var at = select(TOP_K, kept, kept < TOP_K);
-  kept = min(kept + 1u, TOP_K);
-  // NaN is never greater: a NaN score only fills a free place, as on the CPU.
-  while (at > 0u && x > best_score[at - 1u]) {
-    if (at < TOP_K) {
-      best[at] = best[at - 1u];
-      best_score[at] = best_score[at - 1u];
+const BRANCHES_WGSL = `fn visible(pos: i32) -> u32 {
+  if (pos + 1 < i32(hp.block)) { return 0u; }
+  return min(hp.count, u32(pos + 1 - i32(hp.block)) / hp.stride + 1u);
+}
+fn compressed_branch(kvh: u32, lid: u32, pos: i32, last_pos: i32) {
+  begin();
+  let seen = visible(pos);
+  let most = visible(last_pos);
+  for (var s0 = 0u; s0 < most; s0 += CHUNK) {
+    let n = min(CHUNK, most - s0);
+    stage_summaries(kvh * hp.count + s0, n, lid);
+    workgroupBarrier();
+    for (var c = 0u; c < n; c++) {
+      if (s0 + c < seen) { keep(s0 + c, attend_staged(c)); }
     }
-    at--;
-  }
-  if (at < TOP_K) {
-    best[at] = s;
-    best_score[at] = x;
+    workgroupBarrier();
   }
 }
-fn sort_kept() {
-  for (var n = 1u; n < kept; n++) {
-    for (var at = n; at > 0u; at--) {
-      let a = best[at - 1u];
-      let b = best[at];
-      if (a < b) { break; }
-      best[at - 1u] = b;
-      best[at] = a;
+fn window_branch(kb: u32, vb: u32, lid: u32, pos: i32, first_pos: i32, last_pos: i32) {
+  begin();
+  let own = max(0, pos - i32(hp.window) + 1);
+  let end = u32(max(0, last_pos + 1));
+  for (var j0 = u32(max(0, first_pos - i32(hp.window) + 1)); j0 < end; j0 += CHUNK) {
+    let n = min(CHUNK, end - j0);
+    stage_keys(kb, vb, j0, n, lid);
+    workgroupBarrier();
+    for (var c = 0u; c < n; c++) {
+      let j = i32(j0 + c);
+      if (own <= j && j <= pos) { _ = attend_staged(c); }
     }
+    workgroupBarrier();
   }
 }
 `;
-}
-
-/** Dims per iteration of the unrolled dimension loops. */
-const UNROLL = 8;
-
-/**
- * `body(d)` for `d` in `0..count` (a compile-time size), unrolled `UNROLL` times, the remainder
- * written out. Software adapters cap the loop iterations of an invocation (llvmpipe breaks out
- * after 65535 in all), so a row's per-key dimension loops must iterate rarely.
- */
-function forDims(count: number, body: (d: string) => string): string {
-  const whole = count - (count % UNROLL);
-  const step = (at: string) =>
-    Array.from({ length: UNROLL }, (_, n) => body(n ? `${at} + ${n}u` : at)).join(" ");
-  const loop = whole > 0 ? `for (var d = 0u; d < ${whole}u; d += ${UNROLL}u) { ${step("d")} }` : "";
-  const rest = Array.from({ length: count - whole }, (_, n) => body(`${whole + n}u`)).join(" ");
-  return `${loop}${loop && rest ? "\n  " : ""}${rest}`;
-}
 
 /** The selected branch: the chosen blocks' keys in order, each key once where blocks overlap. */
-const SELECTED_WGSL = `  begin();
+const SELECTED_WGSL = `fn selected_branch(kb: u32, vb: u32) {
+  begin();
   sort_kept();
   var covered = 0u;
   for (var n = 0u; n < kept; n++) {
@@ -192,100 +234,56 @@ const SELECTED_WGSL = `  begin();
     for (var j = max(start, covered); j < start + hp.block; j++) { attend_key(j, kb, vb); }
     covered = start + hp.block;
   }
-  finish(ob, weight_of(b, h, i, 1u), true);
+}
 `;
 
 /**
- * One invocation per query row `(b, h, i)` of `B·Hq·Nq` (rows of a head consecutive): the three
- * branches, each an online softmax in f32 into `acc`, added to the row of `out` with its weight.
- * A branch with no key adds nothing; a row before the first key is zeros. Grid from
- * `grid(⌈rows / 64⌉)`.
+ * One invocation per query row, 64 rows per workgroup, all of one KV head: its `B·Hkv` heads
+ * each have `⌈group·Nq / 64⌉` workgroups (`hp.total` in all), and within one the rows go by
+ * position, the heads sharing that KV head innermost (they read the same keys). Each branch is
+ * an online softmax in f32, added to the row of `out` with its weight. A branch with no key
+ * adds nothing; a row before the first key is zeros. Grid from `grid(hp.total)`.
  */
 export function rowsWgsl(params: HierarchicalParams): string {
-  const { headDim, valueDim, topK } = params;
-  const dims = forDims.bind(null, headDim), values = forDims.bind(null, valueDim);
-  return `${header(params, "read")}${NEG_WGSL}${weightsWgsl(params)}${
-    topK > 0 ? topKWgsl(topK) : ""
-  }@group(0) @binding(${HIERARCHY_BINDINGS.out}) var<storage, read_write> out_buf: array<f32>;
-var<private> qv: array<f32, ${Math.max(1, headDim)}>;
-var<private> acc: array<f32, ${Math.max(1, valueDim)}>;
-var<private> m: f32;
-var<private> l: f32;
-fn begin() {
-  m = NEG;
-  l = 0.0;
-  ${values((d) => `acc[${d}] = 0.0;`)}
-}
-// Joins a score to the running softmax; returns its weight. The accumulator is rescaled only
-// when the maximum grows. A NaN score makes the branch NaN, as on the CPU.
-fn weigh(x: f32) -> f32 {
-  if (x > m) {
-    let c = exp(m - x);
-    l *= c;
-    ${values((d) => `acc[${d}] *= c;`)}
-    m = x;
+  const { headDim, valueDim, dtype, gates, topK } = params;
+  const wg = `${HIERARCHY_WORKGROUP}u`;
+  const out = HIERARCHY_BINDINGS.out;
+  return `${header(params, "read")}${NEG_WGSL}${
+    weightsWgsl(HIERARCHY_BINDINGS.weights, dtype, gates)
   }
-  let e = exp(x - m);
-  l += e;
-  return e;
-}
-fn attend_key(j: u32, kb: u32, vb: u32) {
-  let kj = kb + j * p.k_sn;
-  let vj = vb + j * p.v_sn;
-  var dot = 0.0;
-  ${dims((d) => `dot += qv[${d}] * load_k(kj + (${d}) * p.k_sd);`)}
-  let e = weigh(dot * p.scale);
-  ${values((d) => `acc[${d}] += e * load_v(vj + (${d}) * p.v_sd);`)}
-}
-// Writes (or adds) weight · acc / l to the row; a branch without keys (l == 0) gives zeros.
-fn finish(ob: u32, w: f32, add: bool) {
-  let empty = l <= 0.0;
-  ${
-    values((d) =>
-      `{ var o = 0.0; if (!empty) { o = w * (acc[${d}] / l); } if (add) { out_buf[ob + ${d}] += o; } else { out_buf[ob + ${d}] = o; } }`
-    )
-  }
-}
-@compute @workgroup_size(${HIERARCHY_WORKGROUP})
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let row = invocation(id);
-  if (row >= hp.total) { return; }
-  let i = row % p.q_len;
-  let bh = row / p.q_len;
-  let b = bh / p.heads;
-  let h = bh % p.heads;
-  let hk = h / p.group;
-  let kvh = b * (p.heads / p.group) + hk;
-  let ob = row * DV;
-  let pos = i32(p.kv_len) - i32(p.q_len) + i32(i);
-  if (pos < 0) {
-    for (var d = 0u; d < DV; d++) { out_buf[ob + d] = 0.0; }
-    return;
-  }
-  let last = u32(pos);
-  let qb = p.q_off + b * p.q_sb + h * p.q_sh + i * p.q_sn;
-  for (var d = 0u; d < D; d++) { qv[d] = load_q(qb + d * p.q_sd); }
+@group(0) @binding(${out}) var<storage, read_write> out_buf: array<f32>;
+${softmaxWgsl(headDim, valueDim)}${globalRowsWgsl(headDim, valueDim)}${topKWgsl(topK)}${
+    stagingWgsl(params)
+  }${BRANCHES_WGSL}${topK > 0 ? SELECTED_WGSL : ""}@compute @workgroup_size(${HIERARCHY_WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let tile = wid.x + wid.y * 65535u;
+  if (tile >= hp.total) { return; }
+  let head_rows = p.group * p.q_len;
+  let tiles = (head_rows + ${wg} - 1u) / ${wg};
+  let kvh = tile / tiles;
+  let b = kvh / (p.heads / p.group);
+  let hk = kvh % (p.heads / p.group);
+  let r0 = (tile % tiles) * ${wg};
+  let r = r0 + lid;
+  let valid = r < head_rows;
+  let i = r / p.group;
+  let h = hk * p.group + r % p.group;
+  let shift = i32(p.kv_len) - i32(p.q_len);
+  let pos = select(-1, shift + i32(i), valid);
+  let first_pos = shift + i32(r0 / p.group);
+  let last_pos = shift + i32((min(r0 + ${wg}, head_rows) - 1u) / p.group);
+  if (pos >= 0) { load_query(p.q_off + b * p.q_sb + h * p.q_sh + i * p.q_sn); }
   let kb = p.k_off + b * p.k_sb + hk * p.k_sh;
   let vb = p.v_off + b * p.v_sb + hk * p.v_sh;
-  // Compressed: the summaries whose whole block ends at or before the query.
-  var seen = 0u;
-  if (last + 1u >= hp.block) { seen = min(hp.count, (last + 1u - hp.block) / hp.stride + 1u); }
-  begin();
-  for (var s = 0u; s < seen; s++) {
-    let ks = (kvh * hp.count + s) * D;
-    let vs = (kvh * hp.count + s) * DV;
-    var dot = 0.0;
-    ${dims((d) => `dot += qv[${d}] * pk[ks + ${d}];`)}
-    let x = dot * p.scale;
-    let e = weigh(x);
-    ${values((d) => `acc[${d}] += e * pv[vs + ${d}];`)}${topK > 0 ? "\n    keep(s, x);" : ""}
+  let ob = ((b * p.heads + h) * p.q_len + i) * DV;
+  compressed_branch(kvh, lid, pos, last_pos);
+  if (valid) {
+    finish(ob, weight_of(b, h, i, 0u), false);${
+    topK > 0 ? "\n    selected_branch(kb, vb);\n    finish(ob, weight_of(b, h, i, 1u), true);" : ""
   }
-  finish(ob, weight_of(b, h, i, 0u), false);
-${topK > 0 ? SELECTED_WGSL : ""}  // Window: the keys last - window < j <= last.
-  begin();
-  let first = u32(max(0, pos - i32(hp.window) + 1));
-  for (var j = first; j <= last; j++) { attend_key(j, kb, vb); }
-  finish(ob, weight_of(b, h, i, 2u), true);
+  }
+  window_branch(kb, vb, lid, pos, first_pos, last_pos);
+  if (valid) { finish(ob, weight_of(b, h, i, 2u), true); }
 }
 `;
 }
