@@ -10,6 +10,7 @@ import fc from "fast-check";
 import { assertLessOrEqual } from "@std/assert";
 import { and, causal, compileExpr, type Expr, or } from "../../core/mod.ts";
 import { createCpuBackend } from "../../backends/cpu/mod.ts";
+import { MAX_TABLE } from "../../core/_expr_type.ts";
 import {
   bigBird,
   blockMask,
@@ -112,6 +113,11 @@ function atoms(s: Shape): fc.Arbitrary<MaskCase> {
       tileKv: fc.integer({ min: 1, max: 16 }),
       shared: fc.boolean(),
     })
+      // blockMask() holds at most MAX_TABLE tiles in all.
+      .filter(({ tileQ, tileKv, shared }) =>
+        Math.ceil(s.qLen / tileQ) * Math.ceil(s.kvLen / tileKv) * (shared ? 1 : s.heads) <=
+          MAX_TABLE
+      )
       .chain(({ tileQ, tileKv, shared }) => {
         const [rows, cols] = [Math.ceil(s.qLen / tileQ), Math.ceil(s.kvLen / tileKv)];
         const matrix = fc.array(fc.array(fc.boolean(), { minLength: cols, maxLength: cols }), {
