@@ -19,3 +19,5 @@ export * from "./kv/mod.ts";
 export * from "./backends/backend.ts";
 export * from "./backends/create_backend.ts";
 export * from "./attend.ts";
+export * from "./linear_attend.ts";
+export * from "./linear_state.ts";

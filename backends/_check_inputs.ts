@@ -7,6 +7,8 @@
 import type { KernelPlan } from "../core/lower.ts";
 import type { OwnedStorage, RunInputs, Tensor } from "./backend.ts";
 import { extent, numel, type TensorDesc } from "../core/tensor_desc.ts";
+import { linearStateShape } from "../core/linear.ts";
+import { isCausal } from "../core/_linear_lower.ts";
 
 /** Throws unless `data` is array-like and holds exactly the elements of `desc`. */
 export function checkTensorData(data: ArrayLike<number>, desc: TensorDesc): void {
@@ -118,9 +120,48 @@ export function checkReadTarget(target: Float32Array, t: TensorDesc, role: strin
 export type InputRole = "q" | "k" | "v" | "gates";
 
 /**
- * Checks q, k, v (and the gates a hierarchical plan reads) against a plan (already checked by
- * core's `assertPlan`) and returns their storages.
- * @throws {TypeError} For foreign or released tensors, or gates the plan does not read.
+ * Checks the state of a linear plan: absent from other plans; a live f32 tensor of this instance
+ * shaped `[B, Hq, F, Dv + 1]`; with the causal mask, no more queries than keys (a query before
+ * this call's first key would sit among the state's keys, which the state no longer tells apart).
+ */
+function checkState<S extends OwnedStorage>(
+  plan: KernelPlan,
+  state: Tensor | undefined,
+  backend: string,
+  owner: object,
+): S | undefined {
+  if (state === undefined) return undefined;
+  if (plan.family !== "linear") {
+    throw new TypeError(
+      "Cannot run plan: state must be absent (the plan is not linear), current value is a tensor",
+    );
+  }
+  const storage = ownedStorage<S>(state, backend, owner, "state");
+  if (state.dtype !== "f32") {
+    throw new TypeError(
+      `Cannot run plan: state.dtype must be f32, current value is ${state.dtype}`,
+    );
+  }
+  const want = linearStateShape(plan);
+  if (String(state.shape) !== String(want)) {
+    throw new RangeError(
+      `Cannot run plan: state.shape must be [${want}] ([B, Hq, F, Dv + 1]), current value is [${state.shape}]`,
+    );
+  }
+  const { qLen, kvLen } = plan.sizes;
+  if (isCausal(plan.mask) && qLen > kvLen) {
+    throw new RangeError(
+      `Cannot run plan: q length must be at most k length (${kvLen}) with a causal state, current value is ${qLen}`,
+    );
+  }
+  return storage;
+}
+
+/**
+ * Checks q, k, v (and the gates a hierarchical plan reads, the state a linear plan reads) against
+ * a plan (already checked by core's `assertPlan`) and returns their storages.
+ * @throws {TypeError} For foreign or released tensors, gates or a state the plan does not read,
+ * or a state that is not f32.
  * @throws {RangeError} For tensors whose descriptors differ from the plan's.
  */
 export function checkRunInputs<S extends OwnedStorage>(
@@ -128,7 +169,7 @@ export function checkRunInputs<S extends OwnedStorage>(
   io: RunInputs,
   backend: string,
   owner: object,
-): Record<"q" | "k" | "v", S> & { gates?: S } {
+): Record<"q" | "k" | "v", S> & { gates?: S; state?: S } {
   if (io === null || typeof io !== "object") {
     throw new TypeError(`Cannot run plan: inputs must be { q, k, v }, current value is ${io}`);
   }
@@ -153,7 +194,8 @@ export function checkRunInputs<S extends OwnedStorage>(
       }
     }
   }
-  return storages;
+  const state = checkState<S>(plan, io.state, backend, owner);
+  return state ? { ...storages, state } : storages;
 }
 
 /** Throws once a backend was disposed: every later call is refused by name. */

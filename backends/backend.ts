@@ -38,6 +38,12 @@ export interface RunInputs {
   readonly v: Tensor;
   /** Gates `[B, Hq, Nq, 3]` of a hierarchical plan made with `gates` (and only of one). */
   readonly gates?: Tensor;
+  /**
+   * Recurrent state of a linear plan (and only of one), `[B, Hq, F, Dv + 1]` f32 as
+   * `linearState()` makes it or a run returns it: the keys of earlier calls, which this call's
+   * keys follow. Never modified: the run returns the new state. Absent: no earlier keys.
+   */
+  readonly state?: Tensor;
 }
 
 /** Results of a run, all contiguous. */
@@ -48,6 +54,8 @@ export interface RunOutputs {
   readonly lse?: Tensor;
   /** `[B, Hq, Nq, Nk]` f32, when the spec asked for it. */
   readonly probs?: Tensor;
+  /** A linear plan's state after this call's keys, `[B, Hq, F, Dv + 1]` f32: a new tensor. */
+  readonly state?: Tensor;
 }
 
 /** A compute backend: owns tensors, plans specs and runs plans. */

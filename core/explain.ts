@@ -5,12 +5,14 @@
 import { type KernelPlan, planLayout } from "./lower.ts";
 import { tileListsBytes } from "./tile_lists.ts";
 import { hierarchyCounts, summaryCount } from "./hierarchy.ts";
+import { featureCount, linearCounts } from "./linear.ts";
+import { isCausal } from "./_linear_lower.ts";
 
 /** What a plan costs. */
 export interface PlanReport {
   /** Kernel family and backend. */
   readonly kernel: string;
-  /** Tile shape, `q×kv` (hierarchical: summary `block/stride`). */
+  /** Tile shape, `q×kv` (hierarchical: summary `block/stride`; linear: keys per chunk). */
   readonly tile: string;
   /** Floating-point operations of the score and output products over visited tiles. */
   readonly flops: number;
@@ -51,6 +53,7 @@ function formatBytes(n: number): string {
  */
 export function explain(plan: KernelPlan): PlanReport {
   if (plan.family === "hierarchical") return explainHierarchy(plan);
+  if (plan.family === "linear") return explainLinear(plan);
   const { batch, heads, qLen, kvLen, headDim, valueDim } = plan.sizes;
   const layout = planLayout(plan);
   const bytes = plan.dtype === "f16" ? 2 : 4;
@@ -151,6 +154,51 @@ function explainHierarchy(plan: KernelPlan): PlanReport {
     flops,
     bytesMoved,
     scratchBytes: 4 * pooled,
+    density,
+    layoutBytes: 0,
+  }, shown);
+}
+
+/**
+ * Linear attention's cost: the features of every row (Performer: a `D`-long product each), the
+ * state products (`F·Dv` per key folded in and per query read out, `F` more for `z`), and for
+ * causal plans the pairs scored inside chunks (`F + Dv` each). Nothing grows with `Nq·Nk`: the
+ * scratch is one head's state, a chunk's scores and its rows' features. Density is the share of
+ * `Nq×Nk` pairs that reach the output.
+ */
+function explainLinear(plan: KernelPlan): PlanReport {
+  const { batch, heads, qLen, kvLen, headDim, valueDim } = plan.sizes;
+  const n = plan.normalizer as Exclude<KernelPlan["normalizer"], "softmax">;
+  const features = featureCount(n.featureMap, headDim);
+  const chunk = plan.tile.kv;
+  const causal = isCausal(plan.mask);
+  const c = linearCounts(qLen, kvLen, features, chunk, causal);
+  const perFeature = n.featureMap.kind === "performer" ? 2 * headDim + 2 : 1;
+  const perHead = c.features * perFeature + 2 * c.stateRows * features * (valueDim + 1) +
+    2 * c.intraPairs * (features + valueDim);
+  const flops = batch * heads * perHead;
+  const bytes = plan.dtype === "f16" ? 2 : 4;
+  const state = 4 * batch * heads * features * (valueDim + 1);
+  const io = bytes * batch * heads * qLen * (headDim + valueDim);
+  const bytesMoved = io + bytes * batch * plan.sizes.kvHeads * kvLen * (headDim + valueDim) +
+    2 * state;
+  const scratchBytes = 8 * (features * (valueDim + 1) + chunk * chunk + 2 * chunk * features);
+  let visible = qLen * kvLen;
+  if (causal) {
+    visible = 0;
+    for (let i = 0; i < qLen; i++) visible += Math.max(0, Math.min(kvLen, kvLen - qLen + i + 1));
+  }
+  const density = qLen * kvLen === 0 ? 1 : visible / (qLen * kvLen);
+  const shown = `${
+    (density * 100).toFixed(1)
+  }% of Nq×Nk pairs reach the output; ${features} ${n.featureMap.kind} features, ${
+    causal ? `causal, ${chunk}-key chunks` : "non-causal, two passes"
+  }${n.decay ? ", decay" : ""}${n.normalize ? "" : ", unnormalized"}, state ${formatBytes(state)}`;
+  return report(plan, {
+    tile: `chunk ${chunk}`,
+    flops,
+    bytesMoved,
+    scratchBytes,
     density,
     layoutBytes: 0,
   }, shown);

@@ -19,6 +19,8 @@ import {
 import type { DType } from "./tensor_desc.ts";
 import { chooseFlashTile, type TileChoice } from "./_tile_choice.ts";
 import { assertHierarchy } from "./hierarchy.ts";
+import type { LinearNormalizer } from "./linear.ts";
+import { linearChunk, normalizerJson, planNormalizer, refuseWithLinear } from "./_linear_lower.ts";
 import { assertObject, fail, show } from "./_check.ts";
 import {
   assertCaps,
@@ -76,7 +78,16 @@ export interface BackendCaps {
 export interface KernelPlan extends
   Pick<
     AttentionSpec,
-    "q" | "k" | "v" | "scale" | "mask" | "scoreMod" | "sinkLogits" | "hierarchy" | "outputs"
+    | "q"
+    | "k"
+    | "v"
+    | "scale"
+    | "mask"
+    | "scoreMod"
+    | "sinkLogits"
+    | "hierarchy"
+    | "normalizer"
+    | "outputs"
   > {
   /** Backend the plan is for. */
   readonly backend: string;
@@ -144,6 +155,11 @@ function refuseWithHierarchy(spec: AttentionSpec, caps: BackendCaps): void {
 }
 
 function chooseFamily(spec: AttentionSpec, caps: BackendCaps, sizes: SpecSizes): KernelFamily {
+  if (spec.normalizer !== "softmax" || spec.kernel === "linear") {
+    refuseWithLinear(spec, caps);
+    if (!caps.families.includes("linear")) refuse(caps, "kernel", "linear");
+    return "linear";
+  }
   if (spec.hierarchy || spec.kernel === "hierarchical") {
     if (!spec.hierarchy) refuse(caps, "kernel without hierarchical()", "hierarchical");
     if (spec.kernel !== undefined && spec.kernel !== "hierarchical") {
@@ -209,7 +225,10 @@ function lowerSpec(
   const family = chooseFamily(spec, caps, sizes);
   assertSizesFit(spec, sizes, family, context);
   if (spec.hierarchy) assertHierarchy(spec.hierarchy, context, { ...sizes, dtype: spec.q.dtype });
-  const choice = spec.hierarchy
+  const linear = spec.normalizer !== "softmax" ? spec.normalizer : undefined;
+  const choice = linear
+    ? linearChunk({ ...spec, normalizer: linear }, sizes, context)
+    : spec.hierarchy
     ? { tile: { q: 1, kv: spec.hierarchy.block }, reason: "hierarchical: a query row per thread" }
     : chooseTile(spec, caps, sizes);
   const tile = choice.tile;
@@ -217,7 +236,7 @@ function lowerSpec(
     ? sizes.heads / sizes.kvHeads
     : 1;
   const tiles = Math.ceil((sizes.qLen * pack) / tile.q) * Math.ceil(sizes.kvLen / tile.kv);
-  if (family !== "hierarchical") {
+  if (family !== "hierarchical" && family !== "linear") {
     atMost(context, `block layout tiles for tile ${tile.q}x${tile.kv}`, MAX_TILES, "2^28", tiles);
   }
 
@@ -234,6 +253,7 @@ function lowerSpec(
     ...(spec.scoreMod ? { scoreMod: spec.scoreMod } : {}),
     ...(spec.sinkLogits ? { sinkLogits: spec.sinkLogits } : {}),
     ...(spec.hierarchy ? { hierarchy: spec.hierarchy } : {}),
+    normalizer: linear ? planNormalizer(linear, tile.kv) : "softmax" as const,
     tile,
     tileReason: tileReason ?? choice.reason,
     pack,
@@ -269,6 +289,7 @@ const FIELDS = [
   "scoreMod",
   "sinkLogits",
   "hierarchy",
+  "normalizer",
   "tile",
   "tileReason",
   "pack",
@@ -283,6 +304,7 @@ function fieldJson(plan: Omit<KernelPlan, "key">, field: typeof FIELDS[number]):
   if (field === "mask" || field === "scoreMod") {
     return JSON.stringify(value && exprKey(value as NonNullable<KernelPlan["mask"]>));
   }
+  if (field === "normalizer") return normalizerJson(value);
   return JSON.stringify(value);
 }
 
@@ -401,8 +423,8 @@ export function assertPlan(plan: unknown, caps?: BackendCaps): asserts plan is K
       ...(p.sinkLogits !== undefined ? { sinkLogits: p.sinkLogits } : {}),
       ...(p.hierarchy !== undefined ? { hierarchy: p.hierarchy } : {}),
       groupedHeads: true,
-      normalizer: "softmax",
-      ...(p.family !== "hierarchical" ? { tile: p.tile } : {}),
+      normalizer: p.normalizer as "softmax" | LinearNormalizer,
+      ...(p.family !== "hierarchical" && p.family !== "linear" ? { tile: p.tile } : {}),
       kernel: p.family,
       outputs: p.outputs,
     },
@@ -452,7 +474,7 @@ export function planLayout(plan: KernelPlan): TileLists {
   const known = layouts.get(plan);
   if (known) return known;
   assertPlan(plan);
-  if (plan.family === "hierarchical") {
+  if (plan.family === "hierarchical" || plan.family === "linear") {
     fail("type", "read block layout", "plan.family", '"flash" or "materialized"', plan.family);
   }
   const { tile, sizes, pack, mask } = plan;

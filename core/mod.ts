@@ -28,3 +28,5 @@ export * from "./lower.ts";
 export * from "./explain.ts";
 export * from "./errors.ts";
 export * from "./hierarchy.ts";
+export * from "./linear.ts";
+export * from "./performer_matrix.ts";

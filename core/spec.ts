@@ -7,6 +7,7 @@ import type { Expr } from "./expr.ts";
 import { assertExpr } from "./expr_tree.ts";
 import { assertDesc, type TensorDesc } from "./tensor_desc.ts";
 import { assertHierarchy, type Hierarchy } from "./hierarchy.ts";
+import { assertLinearNormalizer, type LinearNormalizer } from "./linear.ts";
 import {
   assertFinite,
   assertInteger,
@@ -16,8 +17,11 @@ import {
   fail,
 } from "./_check.ts";
 
-/** Kernel families a plan can use: scores in memory, or tiles with an online softmax. */
-export type KernelFamily = "materialized" | "flash" | "hierarchical";
+/**
+ * Kernel families a plan can use: scores in memory, tiles with an online softmax, hierarchical
+ * (compressed-block) attention, or linear attention's running state.
+ */
+export type KernelFamily = "materialized" | "flash" | "hierarchical" | "linear";
 
 /** Query and key rows per tile. */
 export interface TileShape {
@@ -58,8 +62,8 @@ export interface AttentionSpec {
    * `enable_gqa`, a spec with fewer KV heads than query heads is refused by `lower()` without it.
    */
   readonly groupedHeads: boolean;
-  /** The normalizer; only softmax so far. */
-  readonly normalizer: "softmax";
+  /** The normalizer: softmax, or linear attention's feature map (set by `linear()`). */
+  readonly normalizer: "softmax" | LinearNormalizer;
   /** Requested tile shape; the backend chooses when absent. */
   readonly tile?: TileShape;
   /** Requested kernel family; the backend chooses when absent. */
@@ -134,6 +138,7 @@ export const KERNEL_FAMILIES: readonly KernelFamily[] = Object.freeze([
   "materialized",
   "flash",
   "hierarchical",
+  "linear",
 ]);
 
 /**
@@ -142,7 +147,7 @@ export const KERNEL_FAMILIES: readonly KernelFamily[] = Object.freeze([
  * @param family The value.
  * @param context What the caller cannot do otherwise.
  * @param field How the caller names it.
- * @throws {TypeError} If it is not "materialized" or "flash".
+ * @throws {TypeError} If it is not one of `KERNEL_FAMILIES`.
  * @example
  * ```ts
  * import { assertKernelFamily } from "@attend/attend/core";
@@ -298,9 +303,7 @@ export function assertSpec(
   if (typeof spec.groupedHeads !== "boolean") {
     fail("type", context, "groupedHeads", "a boolean", spec.groupedHeads);
   }
-  if (spec.normalizer !== "softmax") {
-    fail("type", context, "normalizer", '"softmax"', spec.normalizer);
-  }
+  if (spec.normalizer !== "softmax") assertLinearNormalizer(spec.normalizer, context);
   if (spec.tile !== undefined) assertTile(spec.tile, context);
   if (spec.kernel !== undefined) assertKernelFamily(spec.kernel, context, "kernel");
   if (spec.sinkLogits !== undefined) assertSinkLogits(spec.sinkLogits, context);

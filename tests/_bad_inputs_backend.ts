@@ -7,6 +7,7 @@ import {
   add,
   attention,
   causal,
+  compose,
   groupHeads,
   headParam,
   kernel,
@@ -16,11 +17,15 @@ import {
   score,
   scoreMod,
   sinkLogits,
+  slice,
   tensorDesc,
   tile,
   UnsupportedSpecError,
 } from "../core/mod.ts";
 import { attend } from "../attend.ts";
+import { linearAttend } from "../linear_attend.ts";
+import { linearState } from "../linear_state.ts";
+import { linear } from "../variants/linear.ts";
 import { registerBackend } from "../backends/backend.ts";
 import { createWebGpuBackend, type WebGpuBackend } from "../backends/webgpu/mod.ts";
 import { createCpuBackend } from "../backends/cpu/mod.ts";
@@ -49,6 +54,15 @@ const tileMatrix = (seed: number) =>
   );
 const plain = (q: number[], k: number[], opts = {}) =>
   attention(tensorDesc(q), tensorDesc(k), tensorDesc(k), opts);
+
+/** The causal linear plan over the fixture's tensors, or over `qLen` queries and `kvLen` keys. */
+const linearPlanOf = (f: Fixture, qLen: number, kvLen: number) =>
+  f.backend.plan(
+    compose(mask(causal()), linear("elu"))(
+      attention(slice(f.q, 2, 0, qLen), slice(f.k, 2, 0, kvLen), slice(f.v, 2, 0, kvLen)),
+    ),
+  );
+const linearPlan = (f: Fixture) => linearPlanOf(f, 8, 8);
 
 /** Bad inputs of the backends and `attend()`. */
 // deno-fmt-ignore
@@ -114,6 +128,21 @@ export const BACKEND_BAD_INPUTS: readonly BadInput[] = [
   row("disposed backend", "tensor()", (f) => f.disposed.tensor([1], [1]), TypeError, "must not be disposed", "disposed"),
   row("disposed backend", "plan()", (f) => f.disposed.plan(f.spec), TypeError, "must not be disposed", "disposed"),
   row("disposed backend", "read()", (f) => f.disposed.read(f.q), TypeError, "must not be disposed", "disposed"),
+  // Linear attention: run(), linearState(), linearAttend().
+  row("backend.plan()", "linear attention where the backend has no linear kernel", (f) => f.backend.plan(linear("elu")(f.spec)), UnsupportedSpecError, "kernel is unsupported", "linear", "webgpu"),
+  row("backend.run()", "a state for a softmax plan", (f) => f.backend.run(f.plan, { ...io(f), state: f.q }), TypeError, "state must be absent (the plan is not linear)", "a tensor"),
+  row("backend.run()", "a linear state of another shape", (f) => f.backend.run(linearPlan(f), { ...io(f), state: f.backend.tensor(new Float32Array(128), [1, 2, 8, 8]) }), RangeError, "state.shape must be [1,2,8,9]", "current value is [1,2,8,8]", "cpu"),
+  row("backend.run()", "an f16 linear state", (f) => f.backend.run(linearPlan(f), { ...io(f), state: f.backend.tensor(new Float32Array(144), [1, 2, 8, 9], "f16") }), TypeError, "state.dtype must be f32", "f16", "cpu"),
+  row("backend.run()", "a released linear state", (f) => f.backend.run(linearPlan(f), { ...io(f), state: f.released }), TypeError, "Cannot use state", "released", "cpu"),
+  row("backend.run()", "a causal state with more queries than keys", (f) => { const p = linearPlanOf(f, 8, 4); return f.backend.run(p, { q: f.q, k: slice(f.k, 2, 0, 4), v: slice(f.v, 2, 0, 4), state: linearState(f.backend, p) }); }, RangeError, "q length must be at most k length (4) with a causal state", "current value is 8", "cpu"),
+  row("linearState()", "a softmax spec", (f) => linearState(f.backend, f.spec), TypeError, "spec.normalizer must be linear", '"softmax"'),
+  row("linearState()", "no backend", (f) => linearState(hand(null), linear("elu")(f.spec)), TypeError, "backend must be a Backend", "null"),
+  row("linearAttend()", "no feature map", (f) => linearAttend(f.backend, f.q, f.k, f.v, hand({ causal: true })), TypeError, "featureMap must be", "undefined"),
+  row("linearAttend()", "misspelt option", (f) => linearAttend(f.backend, f.q, f.k, f.v, hand({ featureMap: "elu", casual: true })), TypeError, '"casual"', 'did you mean "causal"?'),
+  row("linearAttend()", "decay outside (0, 1]", (f) => linearAttend(f.backend, f.q, f.k, f.v, { featureMap: "elu", causal: true, decay: 2 }), RangeError, "options.decay must be a number in (0, 1]", "current value is 2"),
+  row("linearAttend()", "zero chunk", (f) => linearAttend(f.backend, f.q, f.k, f.v, { featureMap: "elu", chunk: 0 }), RangeError, "options.chunk must be an integer in 1..1024", "current value is 0"),
+  row("linearAttend()", "a state of another instance", (f) => linearAttend(f.backend, f.q, f.k, f.v, { featureMap: "elu", state: f.foreign }), TypeError, "Cannot use state", "another instance", "cpu"),
+  row("linearAttend()", "null options", (f) => linearAttend(f.backend, f.q, f.k, f.v, hand(null)), TypeError, "options must be an object { featureMap, … }", "null"),
   // attend()
   row("attend()", "misspelt option runs nothing", (f) => attend(f.backend, f.q, f.k, f.v, hand({ casual: true })), TypeError, '"casual"', 'did you mean "causal"?'),
   row("attend()", "null options", (f) => attend(f.backend, f.q, f.k, f.v, hand(null)), TypeError, "options must be an object or undefined", "null"),

@@ -29,3 +29,5 @@ export * from "./documents.ts";
 export * from "./sinks.ts";
 export * from "./block_mask.ts";
 export * from "./hierarchical.ts";
+export * from "./linear.ts";
+export * from "./performer.ts";

@@ -36,6 +36,8 @@ import { threadsAvailable } from "./wasm/_threads.ts";
 import { kernelContext } from "./_kernel_context.ts";
 import { runMaterialized } from "./_materialized.ts";
 import { runHierarchical } from "./_hierarchical.ts";
+import { runLinear } from "./_linear.ts";
+import { linearStateShape } from "../../core/linear.ts";
 import { gatherStrided } from "../_strided.ts";
 import { type CpuStorage, cpuTensor, hostArray } from "./_storage.ts";
 
@@ -66,7 +68,7 @@ const FLASH_TILES: Record<CpuKernelPath, { q: number; kv: number }> = {
 function capsFor(engine: CpuKernelPath, threads: number): CpuCaps {
   return Object.freeze({
     backend: "cpu",
-    families: Object.freeze(["materialized", "flash", "hierarchical"] as const),
+    families: Object.freeze(["materialized", "flash", "hierarchical", "linear"] as const),
     dtypes: Object.freeze(["f32", "f16"] as const),
     flashTiles: Object.freeze([{ maxHeadDim: Infinity, tile: Object.freeze(FLASH_TILES[engine]) }]),
     anyTile: true,
@@ -256,12 +258,17 @@ export function createCpuBackend(options?: CpuBackendOptions): Backend {
       const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
       const ctx = kernelContext(plan, io);
       const probs = plan.outputs.probs ? new Float32Array(batch * heads * qLen * kvLen) : undefined;
+      const out = () => cpuTensor(ctx.out, [batch, heads, qLen, valueDim], plan.dtype, owner);
+      if (plan.family === "linear") {
+        const state = runLinear(ctx, io.state);
+        return { out: out(), state: cpuTensor(state, linearStateShape(plan), "f32", owner) };
+      }
       if (plan.family === "hierarchical") runHierarchical(ctx, io.gates);
       else if (plan.family === "flash" && runner) await runner.run(ctx, io);
       else if (plan.family === "flash") runFlash(ctx);
       else runMaterialized(ctx, probs);
       return {
-        out: cpuTensor(ctx.out, [batch, heads, qLen, valueDim], plan.dtype, owner),
+        out: out(),
         ...(ctx.lse ? { lse: cpuTensor(ctx.lse, [batch, heads, qLen], "f32", owner) } : {}),
         ...(probs ? { probs: cpuTensor(probs, [batch, heads, qLen, kvLen], "f32", owner) } : {}),
       };
