@@ -2,7 +2,8 @@
  * `explain()`: the cost of a plan, for people and for benchmarks.
  * @module
  */
-import { type KernelPlan, planLayout } from "./lower.ts";
+import type { KernelPlan } from "./lower.ts";
+import { planLayout } from "./plan_layout.ts";
 import { tileListsBytes } from "./tile_lists.ts";
 import { hierarchyCounts, summaryCount } from "./hierarchy.ts";
 import { featureCount, linearCounts } from "./linear.ts";

@@ -5,7 +5,6 @@
  * @module
  */
 import { hashString } from "./_hash.ts";
-import { type TileLists, tileLists } from "./tile_lists.ts";
 import { UnsupportedSpecError } from "./errors.ts";
 import { exprKey } from "./expr_tree.ts";
 import {
@@ -14,14 +13,15 @@ import {
   type KernelFamily,
   type SpecSizes,
   specSizes,
-  type TileShape,
 } from "./spec.ts";
-import type { DType } from "./tensor_desc.ts";
 import { chooseFlashTile, type TileChoice } from "./_tile_choice.ts";
 import { assertHierarchy } from "./hierarchy.ts";
 import type { LinearNormalizer } from "./linear.ts";
 import { linearChunk, normalizerJson, planNormalizer, refuseWithLinear } from "./_linear_lower.ts";
 import { assertObject, fail, show } from "./_check.ts";
+import { type BackendCaps, type KernelPlan, MAX_SPLITS } from "./kernel_plan.ts";
+export type { BackendCaps, FlashTileRule, KernelPlan } from "./kernel_plan.ts";
+export { MAX_SPLITS } from "./kernel_plan.ts";
 import {
   assertCaps,
   assertHeadParams,
@@ -29,95 +29,6 @@ import {
   atMost,
   MAX_TILES,
 } from "./_lower_checks.ts";
-
-/** A row of a backend's flash tile table: the tile used up to a head dimension. */
-export interface FlashTileRule {
-  /** Largest `max(D, Dv)` this rule covers. */
-  readonly maxHeadDim: number;
-  /** Tile shape used. */
-  readonly tile: TileShape;
-}
-
-/** What a backend tells `lower()` about itself. Plain data. */
-export interface BackendCaps {
-  /** Backend name, copied into plans. */
-  readonly backend: string;
-  /** Kernel families it runs. */
-  readonly families: readonly KernelFamily[];
-  /** Storage dtypes it runs. */
-  readonly dtypes: readonly DType[];
-  /** Flash tiles by head dimension, first match wins. */
-  readonly flashTiles: readonly FlashTileRule[];
-  /** Whether a requested tile shape may differ from the table's. */
-  readonly anyTile: boolean;
-  /** Largest `max(D, Dv)` the kernels handle. */
-  readonly maxHeadDim: number;
-  /** Without a requested family, score matrices up to this many elements use materialized. */
-  readonly materializeUpTo: number;
-  /** Whether the materialized kernel holds one head's scores at a time, or all heads'. */
-  readonly materializedScratch: "per-head" | "all-heads";
-  /** Whether flash tiles interleave a KV head's query heads, reading each KV tile once. */
-  readonly packGroups: boolean;
-  /**
-   * What executes the kernels, copied into plans and shown by `explain()`: `typescript`,
-   * `wasm-simd` or `wasm-relaxed-simd` on the CPU, `wgsl` on WebGPU.
-   */
-  readonly engine: string;
-  /**
-   * Workgroups the backend wants in flight. Flash plans with fewer (a query tile per sequence and
-   * head, as in decode) split each row of tiles' keys over several workgroups and merge their
-   * states (Flash-Decoding). Absent: never split.
-   */
-  readonly parallelism?: number;
-}
-
-/**
- * A kernel plan: what to run, JSON-serializable. It keeps the spec's descriptors, scale, mask and
- * score modifier as they were.
- */
-export interface KernelPlan extends
-  Pick<
-    AttentionSpec,
-    | "q"
-    | "k"
-    | "v"
-    | "scale"
-    | "mask"
-    | "scoreMod"
-    | "sinkLogits"
-    | "hierarchy"
-    | "normalizer"
-    | "outputs"
-  > {
-  /** Backend the plan is for. */
-  readonly backend: string;
-  /** Kernel family. */
-  readonly family: KernelFamily;
-  /** Stable hash of everything below. */
-  readonly key: string;
-  /** Sizes read from the descriptors. */
-  readonly sizes: SpecSizes;
-  /** Storage dtype of q, k, v and out. */
-  readonly dtype: DType;
-  /** Tile shape (for materialized: the block-classification tile only). */
-  readonly tile: TileShape;
-  /** Why this tile: `requested`, `preferred`, or the mask structure it follows. */
-  readonly tileReason: string;
-  /** Query heads interleaved in a tile's rows: the group size when packed, else 1. */
-  readonly pack: number;
-  /** Bytes per score element the materialized kernel keeps, for explain(). */
-  readonly materializedScratch: "per-head" | "all-heads";
-  /** What executes the kernels (the caps' `engine`). */
-  readonly engine: string;
-  /**
-   * Workgroups each query tile's listed key tiles are split over (1: none). Each writes the
-   * state `{ out, lse }` of its share, and a merge pass combines them exactly.
-   */
-  readonly splits: number;
-}
-
-/** The most key splits a flash plan uses. */
-export const MAX_SPLITS = 64;
 
 /**
  * Key splits for a flash plan whose query rows fit one tile (decode, short appends): enough
@@ -446,51 +357,4 @@ export function assertPlan(plan: unknown, caps?: BackendCaps): asserts plan is K
   }
   if (p.key !== expected.key) fail("range", context, "plan.key", expected.key, p.key);
   if (Object.isFrozen(plan)) valid.set(plan, (valid.get(plan) ?? new Set()).add(caps ?? null));
-}
-
-const layouts = new WeakMap<KernelPlan, TileLists>();
-/** Layouts by mask structure and sizes, most recent last: plans that differ only in their
- * tensors' strides or offsets, or re-made for the same shape, share one. */
-const layoutsByShape = new Map<string, TileLists>();
-const LAYOUTS_KEPT = 32;
-
-/**
- * The plan's block layout: the key tiles each query tile visits (built once per mask structure
- * and sizes, after `assertPlan`).
- *
- * @param plan The plan.
- * @returns Its tile lists.
- * @throws {TypeError} / {RangeError} If the plan is not what `lower()` makes of its spec.
- * @example
- * ```ts
- * import { attention, causal, lower, mask, planLayout, tensorDesc } from "@attend/attend/core";
- * import { cpuCaps } from "@attend/attend/cpu";
- * const x = tensorDesc([1, 1, 64, 8]);
- * const layout = planLayout(lower(mask(causal())(attention(x, x, x)), cpuCaps));
- * if (layout.rowStart.length !== layout.rows + 1) throw new Error("one offset per row, and one");
- * ```
- */
-export function planLayout(plan: KernelPlan): TileLists {
-  const known = layouts.get(plan);
-  if (known) return known;
-  assertPlan(plan);
-  if (plan.family === "hierarchical" || plan.family === "linear") {
-    fail("type", "read block layout", "plan.family", '"flash" or "materialized"', plan.family);
-  }
-  const { tile, sizes, pack, mask } = plan;
-  const { batch, heads, qLen, kvLen } = sizes;
-  const shape = [mask ? exprKey(mask) : "", batch, heads, qLen, kvLen, tile.q, tile.kv, pack];
-  const key = JSON.stringify(shape);
-  let layout = layoutsByShape.get(key);
-  if (layout) {
-    layoutsByShape.delete(key);
-  } else {
-    layout = tileLists(mask, { batch, heads, qLen, kvLen, tileQ: tile.q, tileKv: tile.kv, pack });
-  }
-  layoutsByShape.set(key, layout);
-  if (layoutsByShape.size > LAYOUTS_KEPT) {
-    layoutsByShape.delete(layoutsByShape.keys().next().value!);
-  }
-  layouts.set(plan, layout);
-  return layout;
 }

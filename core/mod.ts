@@ -30,3 +30,4 @@ export * from "./errors.ts";
 export * from "./hierarchy.ts";
 export * from "./linear.ts";
 export * from "./performer_matrix.ts";
+export * from "./plan_layout.ts";

@@ -6,7 +6,7 @@
  * number and keeps NaN once seen, so NaN and ±Infinity scores give `attention()`'s IEEE results.
  * @module
  */
-import { planLayout } from "../../core/lower.ts";
+import { planLayout } from "../../core/plan_layout.ts";
 import { firstRow } from "../../core/tile_lists.ts";
 import { finishRow } from "./_finish.ts";
 import type { KernelContext } from "./_kernel_context.ts";

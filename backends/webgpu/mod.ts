@@ -13,13 +13,8 @@
  * ```
  * @module
  */
-import {
-  assertPlan,
-  type BackendCaps,
-  type KernelPlan,
-  lower,
-  planLayout,
-} from "../../core/lower.ts";
+import { assertPlan, type BackendCaps, type KernelPlan, lower } from "../../core/lower.ts";
+import { planLayout } from "../../core/plan_layout.ts";
 import type { AttentionSpec, TileShape } from "../../core/spec.ts";
 import { type DType, numel, tensorDesc } from "../../core/tensor_desc.ts";
 import type { Backend, OwnedStorage, RunInputs, RunOutputs, Tensor } from "../backend.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { explain } from "../../../core/explain.ts";
-import { planLayout } from "../../../core/lower.ts";
+import { planLayout } from "../../../core/plan_layout.ts";
 import type { RunInputs } from "../../backend.ts";
 import type { KernelContext } from "../_kernel_context.ts";
 import type { WasmEngine } from "./_engine.ts";
