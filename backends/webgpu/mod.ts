@@ -1,6 +1,7 @@
 /**
- * The WebGPU backend: WGSL kernels generated from plans (flash, materialized, hierarchical), a
- * size-bucketed buffer pool, a pipeline cache keyed by source, one command encoder per run.
+ * The WebGPU backend: WGSL kernels generated from plans (flash, materialized, hierarchical,
+ * linear), a size-bucketed buffer pool, a pipeline cache keyed by source, one command encoder per
+ * run.
  *
  * ```ts ignore
  * import { createWebGpuBackend } from "@attend/attend/webgpu";
@@ -39,6 +40,8 @@ import {
   type KernelCompiler,
 } from "./_encode.ts";
 import { encodeHierarchical, hierarchicalKernels } from "./_hierarchical.ts";
+import { encodeLinear, linearKernels } from "./_linear.ts";
+import { linearStateShape } from "../../core/linear.ts";
 import { type CompileStats, PipelineCache } from "./_pipelines.ts";
 export type { CompileStats } from "./_pipelines.ts";
 import { readBack, StagingPool } from "./_readback.ts";
@@ -189,7 +192,7 @@ export function webGpuCaps(
   }
   return Object.freeze({
     backend: "webgpu",
-    families: Object.freeze(["materialized", "flash", "hierarchical"] as const),
+    families: Object.freeze(["materialized", "flash", "hierarchical", "linear"] as const),
     dtypes: Object.freeze(["f32", "f16"] as const),
     // The chosen tile first; smaller preferred tiles the device also runs follow, for masks whose
     // query blocks the chosen tile's rows would straddle (see lower()).
@@ -338,6 +341,7 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
       assertPlan(plan, caps);
       assertLiteralsFit(device, plan);
       if (plan.family === "hierarchical") await hierarchicalKernels(compiler, plan);
+      else if (plan.family === "linear") await linearKernels(compiler, plan);
       else await compiledKernels(compiler, plan);
     },
     async run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs> {
@@ -360,6 +364,25 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
           },
         });
         return { out: wrap(out, [batch, heads, qLen, valueDim], plan.dtype) };
+      }
+      if (plan.family === "linear") {
+        const { q, k, v, state } = inputs;
+        const result = await encodeLinear({
+          ...compiler,
+          pool,
+          uniformPool,
+          plan,
+          inputs: {
+            q: q.buffer,
+            k: k.buffer,
+            v: v.buffer,
+            ...(state && io.state ? { state: { desc: io.state, buffer: state.buffer } } : {}),
+          },
+        });
+        return {
+          out: wrap(result.out, [batch, heads, qLen, valueDim], plan.dtype),
+          state: wrap(result.state, linearStateShape(plan), "f32"),
+        };
       }
       const result = await encodeAttention({
         ...compiler,

@@ -1,0 +1,185 @@
+/**
+ * The linear kernel family (see `linear()`), as three passes over chunks of `C` keys, each with
+ * its own state `[S | z]` of `F × (Dv + 1)` entries per (batch, query head):
+ * 1. chunk states: every chunk's keys folded on their own, key `j` weighted `γ^(end−1−j)` — one
+ *    invocation per (chunk, state entry), `C` steps each;
+ * 2. scan: per (batch, head, state entry), the chunks in order, replacing each chunk's state by
+ *    the state of every key before it (the input state first), and writing the state after all
+ *    keys as the new state — `Nk / C` steps each;
+ * 3. output: per (query row, value column), `φ(q_i)ᵀ` times the state before the row's chunk
+ *    decayed to its position, plus the earlier keys of its own chunk scored directly (causal);
+ *    or `φ(q_i)ᵀ` times the final state (non-causal); over `φ(q_i)ᵀ z + ε` when normalizing.
+ * Every pass is parallel over heads and state entries and loops at most `max(C·F, Nk / C)` times
+ * per invocation. Memory: one state per chunk (`B·Hq·⌈Nk/C⌉·F·(Dv+1)` f32); no Nq×Nk buffer.
+ * @module
+ */
+import {
+  LINEAR_BINDINGS,
+  LINEAR_WORKGROUP,
+  linearHeader,
+  type LinearParams,
+} from "./_linear_features_wgsl.ts";
+import { phiWgsl } from "./_linear_features_wgsl.ts";
+
+export {
+  LINEAR_BINDINGS,
+  LINEAR_FIELDS,
+  LINEAR_WORKGROUP,
+  type LinearParams,
+  performerFeaturesWgsl,
+} from "./_linear_features_wgsl.ts";
+export { featureLiterals } from "./_linear_features_wgsl.ts";
+
+function common(params: LinearParams, workAccess: "read" | "read_write"): string {
+  const { decay, work } = LINEAR_BINDINGS;
+  return `${linearHeader(params)}@group(0) @binding(${decay}) var<storage, read> decay: array<f32>;
+@group(0) @binding(${work}) var<storage, ${workAccess}> work: array<f32>;
+fn value(b: u32, hk: u32, j: u32, c: u32) -> f32 {
+  if (c >= DV) { return 1.0; }
+  return load_v(p.v_off + b * p.v_sb + hk * p.v_sh + j * p.v_sn + c * p.v_sd);
+}
+`;
+}
+
+/**
+ * Pass 1: invocation `e` of `B·Hq·T·F·W` (entries fastest) writes chunk `t`'s own state entry
+ * `(f, c)`: `Σ_j γ^(end−1−j) φ(k_j)[f]·v_j[c]` (`v_j[Dv] = 1`) into `work[e]`.
+ */
+export function chunkStatesWgsl(params: LinearParams): string {
+  return `${common(params, "read_write")}${phiWgsl(params)}
+@compute @workgroup_size(${LINEAR_WORKGROUP})
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let e = invocation(id);
+  if (e >= lp.total) { return; }
+  let c = e % W;
+  let f = (e / W) % F;
+  let t = (e / (W * F)) % lp.chunks;
+  let bh = e / (W * F * lp.chunks);
+  let h = bh % p.heads;
+  let b = bh / p.heads;
+  let hk = h / p.group;
+  let g = decay[h];
+  let start = t * lp.chunk;
+  let end = min(start + lp.chunk, p.kv_len);
+  var acc = 0.0;
+  for (var j = start; j < end; j++) {
+    acc = acc * g + phi_k(k_row(b, hk, j), f) * value(b, hk, j, c);
+  }
+  work[e] = acc;
+}
+`;
+}
+
+/**
+ * Pass 2: invocation `e` of `B·Hq·F·W` scans its entry over the chunks: chunk `t`'s slot gets
+ * the state before it, then the running state is decayed by `γ^len(t)` and gains chunk `t`'s
+ * own. The input state (read through its strides) starts it; the end is the new state, written
+ * `[B, Hq, F, W]` contiguous at `state_out[e]`.
+ */
+export function scanWgsl(params: LinearParams): string {
+  const { stateIn, out } = LINEAR_BINDINGS;
+  return `${
+    common(params, "read_write")
+  }@group(0) @binding(${stateIn}) var<storage, read> state_in: array<f32>;
+@group(0) @binding(${out}) var<storage, read_write> state_out: array<f32>;
+@compute @workgroup_size(${LINEAR_WORKGROUP})
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let e = invocation(id);
+  if (e >= lp.total) { return; }
+  let fw = e % (F * W);
+  let bh = e / (F * W);
+  let h = bh % p.heads;
+  let g = decay[h];
+  var s = 0.0;
+  if (lp.has_state == 1u) {
+    let at = lp.s_off + (bh / p.heads) * lp.s_sb + h * lp.s_sh + (fw / W) * lp.s_sf +
+      (fw % W) * lp.s_sc;
+    s = state_in[at];
+  }
+  for (var t = 0u; t < lp.chunks; t++) {
+    let at = (bh * lp.chunks + t) * F * W + fw;
+    let own = work[at];
+    work[at] = s;
+    let len = min(lp.chunk, p.kv_len - t * lp.chunk);
+    s = s * pow(g, f32(len)) + own;
+  }
+  state_out[e] = s;
+}
+`;
+}
+
+/** Pass 3, causal: the state before the row's chunk, decayed, plus the chunk's earlier keys. */
+function causalBody(): string {
+  return `  if (i + p.kv_len < p.q_len) {
+    out[e] = 0.0;
+    return;
+  }
+  let pos = i + p.kv_len - p.q_len;
+  let t = pos / lp.chunk;
+  let start = t * lp.chunk;
+  let g = decay[h];
+  let at = (bh * lp.chunks + t) * F * W;
+  for (var f = 0u; f < F; f++) {
+    let a = phi_q(qr, f);
+    num += a * work[at + f * W + c];
+    den += a * work[at + f * W + DV];
+  }
+  let carried = pow(g, f32(pos - start + 1u));
+  num *= carried;
+  den *= carried;
+  let hk = h / p.group;
+  for (var j = start; j <= pos; j++) {
+    let kr = k_row(b, hk, j);
+    var s = 0.0;
+    for (var f = 0u; f < F; f++) { s += phi_q(qr, f) * phi_k(kr, f); }
+    s *= pow(g, f32(pos - j));
+    num += s * value(b, hk, j, c);
+    den += s;
+  }
+`;
+}
+
+/** Pass 3, non-causal: the final state (bound as `work`), unless there are no keys at all. */
+function nonCausalBody(): string {
+  return `  if (p.kv_len == 0u && lp.has_state == 0u) {
+    out[e] = 0.0;
+    return;
+  }
+  let at = bh * F * W;
+  for (var f = 0u; f < F; f++) {
+    let a = phi_q(qr, f);
+    num += a * work[at + f * W + c];
+    den += a * work[at + f * W + DV];
+  }
+`;
+}
+
+/**
+ * Pass 3: invocation `e` of `B·Hq·Nq·Dv` (columns fastest) writes `out[e]` (f32) for query row
+ * `i`, column `c`: causal rows read the chunk states `work` after the scan, non-causal rows the
+ * new state, bound at the same place. Rows before the first key (`Nq > Nk`, causal) are zeros.
+ */
+export function outputWgsl(params: LinearParams): string {
+  return `${common(params, "read")}${
+    phiWgsl(params)
+  }@group(0) @binding(${LINEAR_BINDINGS.out}) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(${LINEAR_WORKGROUP})
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let e = invocation(id);
+  if (e >= lp.total) { return; }
+  let c = e % DV;
+  let i = (e / DV) % p.q_len;
+  let bh = e / (DV * p.q_len);
+  let h = bh % p.heads;
+  let b = bh / p.heads;
+  let qr = q_row(b, h, i);
+  var num = 0.0;
+  var den = 0.0;
+${
+    params.causal
+      ? causalBody()
+      : nonCausalBody()
+  }  out[e] = select(num, num / (den + lp.epsilon), lp.normalize == 1u);
+}
+`;
+}
