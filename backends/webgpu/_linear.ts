@@ -1,9 +1,10 @@
 /**
  * Encodes a linear run (see `linear()` and `kernels/linear_wgsl.ts`): Performer's features pass
  * (q and k rows) when the map is Performer's, the chunk states, the scan that carries the state
- * from chunk to chunk and writes the new state, the output rows, then f16 plans pack the f32
- * output; one command encoder, one submit, errors raised with the run's label. Temporaries: the
- * chunk states (`B·Hq·⌈Nk/C⌉·F·(Dv+1)` f32), the decays, Performer's features and matrix.
+ * from chunk to chunk and writes the new state, the intra-chunk scores (causal), the output rows,
+ * then f16 plans pack the f32 output; one command encoder, one submit, errors raised with the
+ * run's label. Temporaries: the chunk states (`B·Hq·⌈Nk/C⌉·F·(Dv+1)` f32), `C` scores per query row (causal), the decays,
+ * Performer's features and matrix.
  * @module
  */
 import { featureCount, type LinearNormalizer } from "../../core/linear.ts";
@@ -26,6 +27,7 @@ import {
   outputWgsl,
   performerFeaturesWgsl,
   scanWgsl,
+  scoresWgsl,
 } from "./kernels/linear_wgsl.ts";
 import { packF16Wgsl } from "./kernels/materialized_wgsl.ts";
 
@@ -35,6 +37,8 @@ export interface LinearKernels {
   readonly features?: { readonly q: GPUComputePipeline; readonly k: GPUComputePipeline };
   readonly chunks: GPUComputePipeline;
   readonly scan: GPUComputePipeline;
+  /** The intra-chunk scores (causal plans). */
+  readonly scores?: GPUComputePipeline;
   readonly output: GPUComputePipeline;
   /** Packs the f32 output to f16 storage. */
   readonly pack?: GPUComputePipeline;
@@ -108,11 +112,12 @@ async function compile(compiler: LinearCompiler, plan: KernelPlan): Promise<Line
     );
   }
   const performer = params.featureMap.kind === "performer";
-  const [q, k, chunks, scan, output, pack] = await Promise.all([
+  const [q, k, chunks, scan, scores, output, pack] = await Promise.all([
     performer ? pipelines.get(`features q: ${label}`, performerFeaturesWgsl(params, "q")) : null,
     performer ? pipelines.get(`features k: ${label}`, performerFeaturesWgsl(params, "k")) : null,
     pipelines.get(`chunk states: ${label}`, chunkStatesWgsl(params)),
     pipelines.get(`scan: ${label}`, scanWgsl(params)),
+    params.causal ? pipelines.get(`scores: ${label}`, scoresWgsl(params)) : null,
     pipelines.get(`output: ${label}`, outputWgsl(params)),
     plan.dtype === "f16" ? pipelines.get("pack f16", packF16Wgsl()) : null,
   ]);
@@ -120,6 +125,7 @@ async function compile(compiler: LinearCompiler, plan: KernelPlan): Promise<Line
     ...(q && k ? { features: { q, k } } : {}),
     chunks,
     scan,
+    ...(scores ? { scores } : {}),
     output,
     ...(pack ? { pack } : {}),
     ...(literals ? { literals } : {}),
@@ -215,6 +221,7 @@ export async function encodeLinear(req: LinearRequest): Promise<LinearResult> {
   const stateEntries = batch * heads * features * (valueDim + 1);
   const workEntries = stateEntries * chunks;
   const elements = batch * heads * qLen * valueDim;
+  const scoreEntries = causal ? batch * heads * qLen * chunk : 0;
   const q = tensorBinding(device, label, "q", plan.q, inputs.q);
   const k = tensorBinding(device, label, "k", plan.k, inputs.k);
   const v = tensorBinding(device, label, "v", plan.v, inputs.v);
@@ -223,6 +230,7 @@ export async function encodeLinear(req: LinearRequest): Promise<LinearResult> {
   checkBinding(device, label, "out", 4 * elements);
   checkBinding(device, label, "chunk states", 4 * workEntries);
   checkBinding(device, label, "state", 4 * stateEntries);
+  checkBinding(device, label, "scores", 4 * scoreEntries);
   const performer = params.featureMap.kind === "performer";
   const featureBytes = (rows: number) => Math.max(16, 4 * rows * features);
   if (performer) {
@@ -313,13 +321,25 @@ export async function encodeLinear(req: LinearRequest): Promise<LinearResult> {
   // Without an input state the scan never reads its binding: any small buffer stands in.
   const stateBinding = stateIn ?? temporary(16, "no state");
   run(kernels.scan, stateEntries, { [db]: decay, [wb]: work, [sb]: stateBinding, [ob]: state });
-  run(
-    kernels.output,
-    elements,
-    causal
-      ? { ...qRows, ...kRows, 3: v, [db]: decay, [wb]: work, [ob]: outF32 }
-      : { ...qRows, [wb]: state, [ob]: outF32 },
-  );
+  if (kernels.scores) {
+    const scores = temporary(4 * scoreEntries, "scores");
+    run(kernels.scores, scoreEntries, {
+      ...qRows,
+      ...kRows,
+      [db]: decay,
+      [LINEAR_BINDINGS.scores]: scores,
+    });
+    run(kernels.output, elements, {
+      ...qRows,
+      3: v,
+      [db]: decay,
+      [wb]: work,
+      [LINEAR_BINDINGS.scores]: scores,
+      [ob]: outF32,
+    });
+  } else {
+    run(kernels.output, elements, { ...qRows, [wb]: state, [ob]: outF32 });
+  }
   let out = outF32;
   if (kernels.pack) {
     out = pool.acquire(Math.max(4, 2 * (elements + (elements & 1))), `out f16: ${label}`);

@@ -14,7 +14,8 @@ import { inputsWgsl, LITERALS_BINDING, paramsWgsl } from "./_common_wgsl.ts";
 /**
  * Binding numbers beyond the parameter block (0) and q, k, v (1-3): the linear uniform block,
  * decays per query head, the chunk states, the lifted literals, the input state, the output (or
- * the new state), Performer's query and key features and its matrix `W`.
+ * the new state), Performer's query and key features and its matrix `W`, and the intra-chunk
+ * scores of causal plans.
  */
 export const LINEAR_BINDINGS = {
   linear: 4,
@@ -26,6 +27,7 @@ export const LINEAR_BINDINGS = {
   phiQ: 10,
   phiK: 11,
   matrix: 12,
+  scores: 13,
 } as const;
 
 /**

@@ -7,10 +7,12 @@
  *    the state of every key before it (the input state first), and writing the state after all
  *    keys as the new state — `Nk / C` steps each;
  * 3. output: per (query row, value column), `φ(q_i)ᵀ` times the state before the row's chunk
- *    decayed to its position, plus the earlier keys of its own chunk scored directly (causal);
+ *    decayed to its position, plus the earlier keys of its own chunk weighted by their scores
+ *    (causal: a scores pass writes them first, `C` per query row);
  *    or `φ(q_i)ᵀ` times the final state (non-causal); over `φ(q_i)ᵀ z + ε` when normalizing.
- * Every pass is parallel over heads and state entries and loops at most `max(C·F, Nk / C)` times
- * per invocation. Memory: one state per chunk (`B·Hq·⌈Nk/C⌉·F·(Dv+1)` f32); no Nq×Nk buffer.
+ * Every pass is parallel over heads and state entries or rows, and loops at most
+ * `max(C, 2F + C, Nk / C)` times per invocation. Memory: one state per chunk
+ * (`B·Hq·⌈Nk/C⌉·F·(Dv+1)` f32) and `C` scores per query row; no Nq×Nk buffer.
  * @module
  */
 import {
@@ -108,6 +110,45 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 `;
 }
 
+/**
+ * Causal plans, before pass 3: invocation `e` of `B·Hq·Nq·C` writes row `i`'s weight of the
+ * `jl`-th key of its chunk, `γ^(p−j)·φ(q_i)·φ(k_j)` (0 past the row's position), so the output
+ * pass does not recompute each `F`-long product once per value column.
+ */
+export function scoresWgsl(params: LinearParams): string {
+  return `${
+    linearHeader(params)
+  }@group(0) @binding(${LINEAR_BINDINGS.decay}) var<storage, read> decay: array<f32>;
+@group(0) @binding(${LINEAR_BINDINGS.scores}) var<storage, read_write> scores: array<f32>;
+${phiWgsl(params)}
+@compute @workgroup_size(${LINEAR_WORKGROUP})
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let e = invocation(id);
+  if (e >= lp.total) { return; }
+  let jl = e % lp.chunk;
+  let i = (e / lp.chunk) % p.q_len;
+  let bh = e / (lp.chunk * p.q_len);
+  let h = bh % p.heads;
+  let b = bh / p.heads;
+  if (i + p.kv_len < p.q_len) {
+    scores[e] = 0.0;
+    return;
+  }
+  let pos = i + p.kv_len - p.q_len;
+  let j = (pos / lp.chunk) * lp.chunk + jl;
+  if (j > pos) {
+    scores[e] = 0.0;
+    return;
+  }
+  let qr = q_row(b, h, i);
+  let kr = k_row(b, h / p.group, j);
+  var s = 0.0;
+  for (var f = 0u; f < F; f++) { s += phi_q(qr, f) * phi_k(kr, f); }
+  scores[e] = s * pow(decay[h], f32(pos - j));
+}
+`;
+}
+
 /** Pass 3, causal: the state before the row's chunk, decayed, plus the chunk's earlier keys. */
 function causalBody(): string {
   return `  if (i + p.kv_len < p.q_len) {
@@ -128,11 +169,9 @@ function causalBody(): string {
   num *= carried;
   den *= carried;
   let hk = h / p.group;
+  let row = (bh * p.q_len + i) * lp.chunk;
   for (var j = start; j <= pos; j++) {
-    let kr = k_row(b, hk, j);
-    var s = 0.0;
-    for (var f = 0u; f < F; f++) { s += phi_q(qr, f) * phi_k(kr, f); }
-    s *= pow(g, f32(pos - j));
+    let s = scores[row + j - start];
     num += s * value(b, hk, j, c);
     den += s;
   }
@@ -160,9 +199,12 @@ function nonCausalBody(): string {
  * new state, bound at the same place. Rows before the first key (`Nq > Nk`, causal) are zeros.
  */
 export function outputWgsl(params: LinearParams): string {
+  const scores = params.causal
+    ? `@group(0) @binding(${LINEAR_BINDINGS.scores}) var<storage, read> scores: array<f32>;\n`
+    : "";
   return `${common(params, "read")}${
     phiWgsl(params)
-  }@group(0) @binding(${LINEAR_BINDINGS.out}) var<storage, read_write> out: array<f32>;
+  }${scores}@group(0) @binding(${LINEAR_BINDINGS.out}) var<storage, read_write> out: array<f32>;
 @compute @workgroup_size(${LINEAR_WORKGROUP})
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let e = invocation(id);
