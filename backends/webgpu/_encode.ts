@@ -13,6 +13,7 @@ import type { PipelineCache } from "./_pipelines.ts";
 import { literalWords } from "../../core/to_wgsl.ts";
 import { LITERALS_BINDING, modifierLiterals } from "./kernels/_common_wgsl.ts";
 import { flashChunks, flashVecAligned, flashWgsl } from "./kernels/flash_wgsl.ts";
+import { decodeFits, decodeWgsl } from "./kernels/decode_wgsl.ts";
 import { MERGE_THREADS, mergeStatesWgsl } from "./kernels/merge_states_wgsl.ts";
 import {
   type MaterializedParams,
@@ -60,20 +61,29 @@ function shapeLabel(plan: KernelPlan): string {
   return `${plan.family} ${plan.dtype} B${s.batch} H${s.heads}/${s.kvHeads} Nq${s.qLen} Nk${s.kvLen} D${s.headDim}/${s.valueDim}`;
 }
 
-/** The flash kernel for a plan: vector loads when aligned, chunks from the device's limits. */
+/**
+ * The flash kernel for a plan (the decode kernel where `decodeFits`): vector loads when aligned,
+ * chunks from the device's limits.
+ */
 function flashSource(
   compiler: KernelCompiler,
   plan: KernelPlan,
   base: MaterializedParams,
 ): string {
   const vec = flashVecAligned(plan);
+  const limit = compiler.device.limits.maxComputeWorkgroupStorageSize;
+  // Query rows that fit one tile (decode): the decode kernel, same interface, shaped for
+  // bandwidth.
+  if (decodeFits(plan, limit)) {
+    const rows = plan.sizes.qLen * plan.pack;
+    return decodeWgsl({ ...base, rows, tileKv: plan.tile.kv, vec });
+  }
   const shape = {
     tile: plan.tile,
     keysPerThread: compiler.flash.keysPerThread,
     valueDim: base.valueDim,
     vec,
   };
-  const limit = compiler.device.limits.maxComputeWorkgroupStorageSize;
   const chunks = flashChunks(
     limit,
     shape,
