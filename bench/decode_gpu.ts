@@ -1,8 +1,8 @@
 /**
  * Decode on WebGPU (issues 12 and 13): one query token per sequence against a long KV, grouped
  * heads (32 query / 8 KV), D128, f16 and f32 storage, with the key range split over workgroups
- * (the default) and unsplit, beside PyTorch SDPA decode in the same run. Figures are KV bytes
- * read per second.
+ * as the backend chooses, unsplit, and split for other parallelism targets, beside PyTorch SDPA
+ * decode in the same run. Figures are KV bytes read per second.
  *
  *     .gpu/run.sh deno run -A bench/decode_gpu.ts [--quick] out.json
  * @module
@@ -33,8 +33,9 @@ for (const c of cases) {
     const kvShape = [c.batch, KV_HEADS, c.context, DIM];
     const k = gpu.tensor(fill(c.batch * KV_HEADS * c.context * DIM), kvShape, dtype);
     const spec = groupHeads()(attention(q, k, k));
-    for (const split of [true, false]) {
-      const plan = split ? gpu.plan(spec) : lower(spec, { ...gpu.caps, parallelism: undefined });
+    // The backend's default, then unsplit, then other parallelism targets (how splits pay).
+    for (const parallelism of [gpu.caps.parallelism, undefined, 64, 256, 2048]) {
+      const plan = lower(spec, { ...gpu.caps, parallelism });
       const ms = await timePlan(gpu, plan, { q, k, v: k });
       log({
         impl: "attend flash",
@@ -42,6 +43,7 @@ for (const c of cases) {
         context: c.context,
         dtype,
         tile: `${plan.tile.q}x${plan.tile.kv}`,
+        parallelism: parallelism ?? "none",
         splits: plan.splits,
         ms,
         gbPerS: kvBytes(c, dtype === "f16" ? 2 : 4) / ms / 1e6,

@@ -337,7 +337,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
         pass,
         kernels.merge,
         { 0: params, 3: partLse, 4: partOut, 5: outF32, 6: lse, ...(plan.sinkLogits ? lits : {}) },
-        grid(Math.ceil(rows / MERGE_THREADS)),
+        grid(Math.ceil((rows * Math.max(1, valueDim)) / MERGE_THREADS)),
       );
     }
   } else if (kernels.scores && kernels.softmax && kernels.output) {

@@ -203,7 +203,7 @@ Deno.test({
     }
     const windows = headWindows([3, 100, 2000, 4096, 1, 17, 256, 4000]);
     seen.add(await checkDecode({ shape: s, mask: windows, parallelism: 1 << 20 }, 9));
-    assert(seen.size >= 3, `split counts seen: ${[...seen]}`);
+    assert(seen.size >= 2, `split counts seen: ${[...seen]}`);
   },
 });
 
