@@ -124,10 +124,11 @@ const HARDWARE_TILES: readonly TileShape[] = [
 ];
 
 /**
- * Workgroups a flash plan should keep in flight before its key tiles are split (decode): a few
- * per compute unit of a large GPU (an H100 has 132); smaller GPUs are as busy with them.
+ * Workgroups a flash plan should keep in flight before its key tiles are split (decode). On an
+ * H100 2048 was the best of 64, 256, 1024 and 2048 at batch 16 × 8k and 1 × 128k context, and
+ * within 10% of the best at 1 × 32k (bench/RESULTS.md); smaller GPUs are as busy with it.
  */
-const PARALLELISM = 1024;
+const PARALLELISM = 2048;
 
 /** Whether the flash kernel can run a tile on a device with these limits. */
 function flashTileFits(
