@@ -99,7 +99,8 @@ export function decodeWorkgroupBytes(
 }
 
 /**
- * Whether a plan runs on the decode kernel: a flash plan whose query rows (`qLen · pack`, at
+ * Whether a plan runs on the decode kernel: a flash plan with head and value dims of at least
+ * one whose query rows (`qLen · pack`, at
  * least one) fit one tile of at most 16 rows, whose key tiles are a power of two from 8 to
  * `DECODE_THREADS` keys, and whose workgroup memory fits the device's.
  *
@@ -113,7 +114,10 @@ export function decodeFits(
   workgroupBytes = 16384,
 ): boolean {
   const rows = plan.sizes.qLen * plan.pack, kv = plan.tile.kv;
-  return plan.family === "flash" && rows >= 1 && rows <= plan.tile.q && plan.tile.q <= 16 &&
+  // Head or value dim 0 leaves q/k or v unread, and the generated shader without their bindings:
+  // the flash kernel serves those.
+  const dims = plan.sizes.headDim >= 1 && plan.sizes.valueDim >= 1;
+  return plan.family === "flash" && dims && rows >= 1 && rows <= plan.tile.q && plan.tile.q <= 16 &&
     kv >= LANES && kv <= DECODE_THREADS && (kv & (kv - 1)) === 0 &&
     decodeWorkgroupBytes({ ...plan.sizes, rows, tileKv: kv }) <= workgroupBytes;
 }
