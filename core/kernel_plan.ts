@@ -5,7 +5,6 @@
  */
 import type { AttentionSpec, KernelFamily, SpecSizes, TileShape } from "./spec.ts";
 import type { DType } from "./tensor_desc.ts";
-import type { LinearNormalizer } from "./linear.ts";
 
 /** A row of a backend's flash tile table: the tile used up to a head dimension. */
 export interface FlashTileRule {
