@@ -14,7 +14,7 @@
  * ```
  * @module
  */
-import { assertPlan, type BackendCaps, type KernelPlan, lower } from "../../core/lower.ts";
+import { assertPlan, type KernelPlan, lower } from "../../core/lower.ts";
 import { planLayout } from "../../core/plan_layout.ts";
 import type { AttentionSpec, TileShape } from "../../core/spec.ts";
 import { type DType, numel, tensorDesc } from "../../core/tensor_desc.ts";
@@ -31,7 +31,7 @@ import {
 import { checkOptions } from "../../core/_check.ts";
 import { BufferPool, type PoolStats, UniformPool } from "./_buffer_pool.ts";
 export type { PoolStats } from "./_buffer_pool.ts";
-import { acquireDevice, assertAlive, type GpuContext, type SubgroupSizes } from "./_device.ts";
+import { acquireDevice, assertAlive, type GpuContext } from "./_device.ts";
 export type { SubgroupSizes } from "./_device.ts";
 import {
   assertLiteralsFit,
