@@ -32,7 +32,7 @@ async function timed<T>(run: () => Promise<T>): Promise<{ result: T; ms: number 
 const reference = await timed(async () =>
   await backend.read((await attend(backend, q, k, v, { causal: true })).out)
 );
-const norm = Math.hypot(...reference.result);
+const norm = Math.sqrt(reference.result.reduce((s, y) => s + y * y, 0));
 const maps: [string, FeatureMapLike][] = [
   ["elu(x)+1", "elu"],
   ["relu", "relu"],
