@@ -5,21 +5,10 @@
  */
 import { assertInteger, fail, MAX_SIZE } from "./_check.ts";
 import { MAX_FEATURES } from "./linear.ts";
+import { mulberry32 } from "./_random.ts";
 
 const cache = new Map<string, Float64Array>();
 const KEPT = 16;
-
-/** Uniform numbers in [0, 1) from a 32-bit seed (mulberry32, as `bigBird()` draws blocks). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Standard normal draws (Box-Muller, both values used). */
 function gaussian(next: () => number): () => number {

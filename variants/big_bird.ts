@@ -20,6 +20,7 @@ import {
 import { assertInteger, fail, MAX_SIZE } from "../core/_check.ts";
 import { MAX_TABLE } from "../core/_expr_type.ts";
 import { checkKeys, floorDiv } from "./_args.ts";
+import { mulberry32 } from "../core/_random.ts";
 
 /** Options of `bigBird`; every count is in blocks. */
 export interface BigBirdOptions {
@@ -137,16 +138,4 @@ function drawBlocks(
     }
   }
   return draws;
-}
-
-/** A small deterministic PRNG (mulberry32): uniform numbers in [0, 1) from a 32-bit seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

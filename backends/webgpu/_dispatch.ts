@@ -4,6 +4,8 @@
  * @module
  */
 import type { KernelPlan } from "../../core/lower.ts";
+import { extent, type TensorDesc } from "../../core/tensor_desc.ts";
+import type { BufferPool, UniformPool } from "./_buffer_pool.ts";
 import { PARAM_FIELDS } from "./kernels/_common_wgsl.ts";
 
 /** Values of the uniform block for a plan (`rows`/`cols` and `head_base` set per dispatch). */
@@ -70,4 +72,64 @@ export function dispatch(
   pass.setPipeline(pipeline);
   pass.setBindGroup(0, bindGroup);
   pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
+}
+
+/** Fails with the run's label when `bytes` exceed the device's storage binding size. */
+export function checkBinding(device: GPUDevice, label: string, role: string, bytes: number): void {
+  const limit = device.limits.maxStorageBufferBindingSize;
+  if (bytes > limit) {
+    throw new RangeError(
+      `Cannot run ${label}: ${role} needs ${bytes} bytes, over the device's maxStorageBufferBindingSize ${limit}`,
+    );
+  }
+}
+
+/**
+ * A tensor bound over the bytes its descriptor addresses, rounded up to whole vec4s (pool buckets
+ * may be larger than a binding may be), after `checkBinding`.
+ */
+export function tensorBinding(
+  device: GPUDevice,
+  label: string,
+  role: string,
+  desc: TensorDesc,
+  buffer: GPUBuffer,
+): Binding {
+  const bytes = Math.ceil((extent(desc) * (desc.dtype === "f16" ? 2 : 4)) / 16) * 16;
+  checkBinding(device, label, role, bytes);
+  return { buffer, size: Math.min(buffer.size, Math.max(16, bytes)) };
+}
+
+/** What a run hands back after its pass: scratch to release, and results to drop on failure. */
+export interface Submission {
+  readonly pool: BufferPool;
+  readonly uniformPool: UniformPool;
+  readonly temporaries: readonly GPUBuffer[];
+  readonly uniforms: readonly GPUBuffer[];
+  readonly results: readonly GPUBuffer[];
+}
+
+/**
+ * Ends the pass, submits the encoder, releases the run's scratch, then pops the validation and
+ * out-of-memory scopes the run pushed; on an error releases its results too and throws it with
+ * the run's label.
+ */
+export async function submitChecked(
+  device: GPUDevice,
+  pass: GPUComputePassEncoder,
+  encoder: GPUCommandEncoder,
+  label: string,
+  run: Submission,
+): Promise<void> {
+  pass.end();
+  device.queue.submit([encoder.finish()]);
+  for (const buffer of run.temporaries) run.pool.release(buffer);
+  run.uniformPool.release(run.uniforms);
+  const validation = await device.popErrorScope();
+  const memory = await device.popErrorScope();
+  const error = validation ?? memory;
+  if (error) {
+    for (const buffer of run.results) run.pool.release(buffer);
+    throw new Error(`Cannot run ${label}: ${error.message}`);
+  }
 }

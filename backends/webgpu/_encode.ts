@@ -7,8 +7,16 @@ import type { TileLists } from "../../core/tile_lists.ts";
 import { UnsupportedSpecError } from "../../core/errors.ts";
 import type { KernelPlan } from "../../core/lower.ts";
 import type { BufferPool, UniformPool } from "./_buffer_pool.ts";
-import { type Binding, type Bindings, dispatch, grid, paramsData } from "./_dispatch.ts";
-import { extent } from "../../core/tensor_desc.ts";
+import {
+  type Binding,
+  type Bindings,
+  checkBinding,
+  dispatch,
+  grid,
+  paramsData,
+  submitChecked,
+  tensorBinding,
+} from "./_dispatch.ts";
 import type { PipelineCache } from "./_pipelines.ts";
 import { literalWords } from "../../core/to_wgsl.ts";
 import { LITERALS_BINDING, modifierLiterals } from "./kernels/_common_wgsl.ts";
@@ -234,22 +242,10 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
   const bindingLimit = device.limits.maxStorageBufferBindingSize;
   const bound = {} as Record<"q" | "k" | "v", Binding>;
   for (const role of ["q", "k", "v"] as const) {
-    // The bytes the kernel can address, rounded up to whole vec4s (buffers come in larger
-    // buckets), so the binding is not limited by the pool's rounding.
-    const bytes = Math.ceil((extent(plan[role]) * (plan.dtype === "f16" ? 2 : 4)) / 16) * 16;
-    if (bytes > bindingLimit) {
-      throw new RangeError(
-        `Cannot run ${label}: ${role} needs ${bytes} bytes, over the device's maxStorageBufferBindingSize ${bindingLimit}`,
-      );
-    }
-    bound[role] = { buffer: inputs[role], size: Math.min(inputs[role].size, Math.max(16, bytes)) };
+    bound[role] = tensorBinding(device, label, role, plan[role], inputs[role]);
   }
   const outBytes = 4 * batch * heads * qLen * valueDim;
-  if (outBytes > bindingLimit) {
-    throw new RangeError(
-      `Cannot run ${label}: out needs ${outBytes} bytes, over the device's maxStorageBufferBindingSize ${bindingLimit}`,
-    );
-  }
+  checkBinding(device, label, "out", outBytes);
   const scoreBytesPerHead = 4 * qLen * kvLen;
   const headsPerPass = plan.family === "flash"
     ? 65535
@@ -269,11 +265,7 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
     );
   }
   const splitBytes = plan.splits > 1 ? 4 * plan.splits * batch * heads * qLen * valueDim : 0;
-  if (splitBytes > bindingLimit) {
-    throw new RangeError(
-      `Cannot run ${label}: ${plan.splits} key splits' states need ${splitBytes} bytes, over the device's maxStorageBufferBindingSize ${bindingLimit}`,
-    );
-  }
+  checkBinding(device, label, `${plan.splits} key splits' states`, splitBytes);
   // Compile after the size checks and before allocating, so neither a size that cannot run nor
   // a shader error costs a compilation or touches the pool.
   const kernels = await compiledKernels(req, plan);
@@ -388,18 +380,12 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
       dispatch(device, pass, kernels.pack, { 0: outF32, 1: out, 2: count }, [x, y]);
     }
   }
-  pass.end();
-  device.queue.submit([encoder.finish()]);
-  for (const buffer of temporaries) pool.release(buffer);
-  req.uniformPool.release(uniforms);
-  const validation = await device.popErrorScope();
-  const memory = await device.popErrorScope();
-  const error = validation ?? memory;
-  if (error) {
-    pool.release(out);
-    if (plan.outputs.lse) pool.release(lse);
-    if (probs) pool.release(probs);
-    throw new Error(`Cannot run ${label}: ${error.message}`);
-  }
+  await submitChecked(device, pass, encoder, label, {
+    pool,
+    uniformPool: req.uniformPool,
+    temporaries,
+    uniforms,
+    results: [out, ...(plan.outputs.lse ? [lse] : []), ...(probs ? [probs] : [])],
+  });
   return { out, ...(plan.outputs.lse ? { lse } : {}), ...(probs ? { probs } : {}) };
 }

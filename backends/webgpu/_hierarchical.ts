@@ -8,9 +8,17 @@
  */
 import { summaryCount } from "../../core/hierarchy.ts";
 import type { KernelPlan } from "../../core/lower.ts";
-import { extent, type TensorDesc } from "../../core/tensor_desc.ts";
 import type { BufferPool, UniformPool } from "./_buffer_pool.ts";
-import { type Binding, type Bindings, dispatch, grid, paramsData } from "./_dispatch.ts";
+import {
+  type Binding,
+  type Bindings,
+  checkBinding,
+  dispatch,
+  grid,
+  paramsData,
+  submitChecked,
+  tensorBinding,
+} from "./_dispatch.ts";
 import type { PipelineCache } from "./_pipelines.ts";
 import {
   type HierarchicalParams,
@@ -111,32 +119,6 @@ function hierarchyData(plan: KernelPlan, count: number, total: number): ArrayBuf
   return new Uint32Array(HIERARCHY_FIELDS.map((field) => values[field] ?? 0)).buffer;
 }
 
-/** Fails with the run's label when `bytes` exceed the device's storage binding size. */
-function checkBinding(device: GPUDevice, label: string, role: string, bytes: number): void {
-  const limit = device.limits.maxStorageBufferBindingSize;
-  if (bytes > limit) {
-    throw new RangeError(
-      `Cannot run ${label}: ${role} needs ${bytes} bytes, over the device's maxStorageBufferBindingSize ${limit}`,
-    );
-  }
-}
-
-/**
- * An input bound over the bytes its descriptor addresses, rounded up to whole vec4s (pool
- * buckets may be larger than a binding may be).
- */
-function inputBinding(
-  device: GPUDevice,
-  label: string,
-  role: string,
-  desc: TensorDesc,
-  buffer: GPUBuffer,
-): Binding {
-  const bytes = Math.ceil((extent(desc) * (desc.dtype === "f16" ? 2 : 4)) / 16) * 16;
-  checkBinding(device, label, role, bytes);
-  return { buffer, size: Math.min(buffer.size, Math.max(16, bytes)) };
-}
-
 /**
  * Encodes, submits and checks one hierarchical run.
  *
@@ -151,12 +133,12 @@ export async function encodeHierarchical(req: HierarchicalRequest): Promise<GPUB
   const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
   const label = runLabel(plan);
   const bound: Record<number, Binding> = {
-    1: inputBinding(device, label, "q", plan.q, inputs.q),
-    2: inputBinding(device, label, "k", plan.k, inputs.k),
-    3: inputBinding(device, label, "v", plan.v, inputs.v),
+    1: tensorBinding(device, label, "q", plan.q, inputs.q),
+    2: tensorBinding(device, label, "k", plan.k, inputs.k),
+    3: tensorBinding(device, label, "v", plan.v, inputs.v),
   };
   const gates = hierarchy.gates && inputs.gates &&
-    inputBinding(device, label, "gates", hierarchy.gates, inputs.gates);
+    tensorBinding(device, label, "gates", hierarchy.gates, inputs.gates);
   const count = summaryCount(kvLen, hierarchy.block, hierarchy.stride);
   const rows = batch * heads * qLen;
   const elements = rows * valueDim;
@@ -236,16 +218,13 @@ export async function encodeHierarchical(req: HierarchicalRequest): Promise<GPUB
       );
     }
   }
-  pass.end();
-  device.queue.submit([encoder.finish()]);
-  for (const buffer of temporaries) pool.release(buffer);
-  req.uniformPool.release(uniforms);
-  const validation = await device.popErrorScope();
-  const memory = await device.popErrorScope();
-  const error = validation ?? memory;
-  if (error) {
-    pool.release(out);
-    throw new Error(`Cannot run ${label}: ${error.message}`);
-  }
+  const { uniformPool } = req;
+  await submitChecked(device, pass, encoder, label, {
+    pool,
+    uniformPool,
+    temporaries,
+    uniforms,
+    results: [out],
+  });
   return out;
 }

@@ -13,9 +13,17 @@ import type { KernelPlan } from "../../core/lower.ts";
 import { performerMatrix } from "../../core/performer_matrix.ts";
 import { UnsupportedSpecError } from "../../core/errors.ts";
 import { literalWords } from "../../core/to_wgsl.ts";
-import { extent, type TensorDesc } from "../../core/tensor_desc.ts";
+import type { TensorDesc } from "../../core/tensor_desc.ts";
 import type { BufferPool, UniformPool } from "./_buffer_pool.ts";
-import { type Binding, type Bindings, dispatch, grid, paramsData } from "./_dispatch.ts";
+import {
+  type Bindings,
+  checkBinding,
+  dispatch,
+  grid,
+  paramsData,
+  submitChecked,
+  tensorBinding,
+} from "./_dispatch.ts";
 import type { PipelineCache } from "./_pipelines.ts";
 import {
   chunkStatesWgsl,
@@ -179,29 +187,6 @@ function linearData(
   return buffer;
 }
 
-/** Fails with the run's label when `bytes` exceed the device's storage binding size. */
-function checkBinding(device: GPUDevice, label: string, role: string, bytes: number): void {
-  const limit = device.limits.maxStorageBufferBindingSize;
-  if (bytes > limit) {
-    throw new RangeError(
-      `Cannot run ${label}: ${role} needs ${bytes} bytes, over the device's maxStorageBufferBindingSize ${limit}`,
-    );
-  }
-}
-
-/** A tensor bound over the bytes its descriptor addresses, rounded up to whole vec4s. */
-function tensorBinding(
-  device: GPUDevice,
-  label: string,
-  role: string,
-  desc: TensorDesc,
-  buffer: GPUBuffer,
-): Binding {
-  const bytes = Math.ceil((extent(desc) * (desc.dtype === "f16" ? 2 : 4)) / 16) * 16;
-  checkBinding(device, label, role, bytes);
-  return { buffer, size: Math.min(buffer.size, Math.max(16, bytes)) };
-}
-
 /**
  * Encodes, submits and checks one linear run.
  *
@@ -356,17 +341,13 @@ export async function encodeLinear(req: LinearRequest): Promise<LinearResult> {
       );
     }
   }
-  pass.end();
-  device.queue.submit([encoder.finish()]);
-  for (const buffer of temporaries) pool.release(buffer);
-  req.uniformPool.release(uniforms);
-  const validation = await device.popErrorScope();
-  const memory = await device.popErrorScope();
-  const error = validation ?? memory;
-  if (error) {
-    pool.release(out);
-    pool.release(state);
-    throw new Error(`Cannot run ${label}: ${error.message}`);
-  }
+  const { uniformPool } = req;
+  await submitChecked(device, pass, encoder, label, {
+    pool,
+    uniformPool,
+    temporaries,
+    uniforms,
+    results: [out, state],
+  });
   return { out, state };
 }
