@@ -114,3 +114,22 @@ export const HIDDEN_WGSL = "bitcast<f32>(0x80000000u)";
 
 /** Writes -Infinity as a bit pattern. */
 export const NEG_INF_WGSL = "bitcast<f32>(0xff800000u)";
+
+/**
+ * `first` and `last`: the entries of the plan's tile lists that workgroup split `wg.z` walks for
+ * query tile `rowTile` of `unit`. `tiles` holds [row offsets at, entries at, first row per
+ * unit..., row offsets..., entries...]; the unit's row r lists entries e in
+ * [starts[base + r], starts[base + r + 1]), each (col << 1) | partial, and each of `p.splits`
+ * splits takes an even share (Flash-Decoding). Read-only storage indexed by uniform values is
+ * uniform, so barriers in the loop over them stay legal.
+ */
+export function tileShareWgsl(rowTile: string): string {
+  return `let starts = tiles[0];
+  let entries = tiles[1];
+  let base = tiles[2u + unit] + ${rowTile};
+  let row_first = tiles[starts + base];
+  let row_last = tiles[starts + base + 1u];
+  let share = (row_last - row_first + p.splits - 1u) / p.splits;
+  let first = min(row_last, row_first + wg.z * share);
+  let last = min(row_last, first + share);`;
+}

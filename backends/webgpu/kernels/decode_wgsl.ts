@@ -25,7 +25,14 @@
  * sink logit, key splits write plain states for the merge pass).
  * @module
  */
-import { HIDDEN_WGSL, modifiersWgsl, NEG_INF_WGSL, NEG_WGSL, paramsWgsl } from "./_common_wgsl.ts";
+import {
+  HIDDEN_WGSL,
+  modifiersWgsl,
+  NEG_INF_WGSL,
+  NEG_WGSL,
+  paramsWgsl,
+  tileShareWgsl,
+} from "./_common_wgsl.ts";
 import {
   DECODE_THREADS,
   type DecodeParams,
@@ -118,15 +125,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let v_on = v_ks < KS;
   ${rows.map((r) => `var o${r} = vec4<f32>(0.0);`).join("\n  ")}
 
-  // This row's listed key tiles (as in the flash kernel); split wg.z takes an even share.
-  let starts = tiles[0];
-  let entries = tiles[1];
-  let base = tiles[2u + unit] + wg.x;
-  let row_first = tiles[starts + base];
-  let row_last = tiles[starts + base + 1u];
-  let share = (row_last - row_first + p.splits - 1u) / p.splits;
-  let first = min(row_last, row_first + wg.z * share);
-  let last = min(row_last, first + share);
+  // This row's share of its listed key tiles (see tileShareWgsl).
+  ${tileShareWgsl("wg.x")}
   for (var e = first; e < last; e++) {
     let entry = tiles[entries + e];
     let k0 = (entry >> 1u) * BK;

@@ -32,7 +32,7 @@
  */
 import type { KernelPlan } from "../../../core/lower.ts";
 import type { TensorDesc } from "../../../core/tensor_desc.ts";
-import { modifiersWgsl, NEG_WGSL, paramsWgsl } from "./_common_wgsl.ts";
+import { modifiersWgsl, NEG_WGSL, paramsWgsl, tileShareWgsl } from "./_common_wgsl.ts";
 import { epilogueWgsl } from "./_flash_epilogue_wgsl.ts";
 import {
   acc,
@@ -139,19 +139,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var l = vec4<f32>(0.0);
   ${ROWS.flatMap((r) => cols.map((i) => `var ${acc(r, i)} = vec4<f32>(0.0);`)).join("\n  ")}
 
-  // This row's listed key tiles. tiles: [row offsets at, entries at, first row per unit...,
-  // row offsets..., entries...]; the unit's row r lists entries e in
-  // [starts[base + r], starts[base + r + 1]), each (col << 1) | partial. Read-only storage
-  // indexed by uniform values is uniform, so the barriers below are legal.
-  let starts = tiles[0];
-  let entries = tiles[1];
-  let base = tiles[2u + unit] + row_tile;
-  // Split wg.z of p.splits takes an even share of the row's entries (Flash-Decoding).
-  let row_first = tiles[starts + base];
-  let row_last = tiles[starts + base + 1u];
-  let share = (row_last - row_first + p.splits - 1u) / p.splits;
-  let first = min(row_last, row_first + wg.z * share);
-  let last = min(row_last, first + share);
+  // This row's share of its listed key tiles (see tileShareWgsl).
+  ${tileShareWgsl("row_tile")}
   for (var e = first; e < last; e++) {
     let entry = tiles[entries + e];
     let col = entry >> 1u;
