@@ -116,8 +116,11 @@ export function checkReadTarget(target: Float32Array, t: TensorDesc, role: strin
   }
 }
 
-/** The inputs a plan reads: q, k, v, and the gates of hierarchical attention given them. */
-export type InputRole = "q" | "k" | "v" | "gates";
+/**
+ * The inputs a plan reads: q, k, v, the gates of hierarchical attention given them, and the
+ * projections of low-rank attention.
+ */
+export type InputRole = "q" | "k" | "v" | "gates" | "e" | "f";
 
 /**
  * Checks the state of a linear plan: absent from other plans; a live f32 tensor of this instance
@@ -169,7 +172,7 @@ export function checkRunInputs<S extends OwnedStorage>(
   io: RunInputs,
   backend: string,
   owner: object,
-): Record<"q" | "k" | "v", S> & { gates?: S; state?: S } {
+): Record<"q" | "k" | "v", S> & { gates?: S; e?: S; f?: S; state?: S } {
   if (io === null || typeof io !== "object") {
     throw new TypeError(`Cannot run plan: inputs must be { q, k, v }, current value is ${io}`);
   }
@@ -179,11 +182,34 @@ export function checkRunInputs<S extends OwnedStorage>(
       "Cannot run plan: gates must be absent (the plan has no hierarchical gates), current value is a tensor",
     );
   }
+  const lowRank = plan.lowRank;
+  for (const role of ["e", "f"] as const) {
+    if (!lowRank && io[role] !== undefined) {
+      throw new TypeError(
+        `Cannot run plan: ${role} must be absent (the plan is not low-rank), current value is a tensor`,
+      );
+    }
+  }
+  const roles: InputRole[] = ["q", "k", "v"];
+  if (gates) roles.push("gates");
+  if (lowRank) roles.push("e", "f");
   const storages = {} as Record<InputRole, S>;
-  for (const role of gates ? ["q", "k", "v", "gates"] as const : ["q", "k", "v"] as const) {
+  for (const role of roles) {
     const t = io[role]!;
+    if (t === undefined && (role === "e" || role === "f")) {
+      throw new TypeError(
+        `Cannot run plan: ${role} must be the low-rank projection tensor [${
+          lowRank![role].shape
+        }], current value is undefined`,
+      );
+    }
     storages[role] = ownedStorage<S>(t, backend, owner, role);
-    const want = role === "gates" ? gates! : plan[role];
+    // A low-rank plan's k and v are the projected rows; the run takes the inputs' (lowRank's).
+    const want = role === "gates"
+      ? gates!
+      : role === "e" || role === "f" || (lowRank && role !== "q")
+      ? lowRank![role as "e" | "f" | "k" | "v"]
+      : plan[role as "q" | "k" | "v"];
     for (const field of ["dtype", "shape", "strides", "offset"] as const) {
       if (String(t[field]) !== String(want[field])) {
         throw new RangeError(

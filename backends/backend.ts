@@ -38,6 +38,10 @@ export interface RunInputs {
   readonly v: Tensor;
   /** Gates `[B, Hq, Nq, 3]` of a hierarchical plan made with `gates` (and only of one). */
   readonly gates?: Tensor;
+  /** Key projection `E` of a low-rank plan (and only of one), matching `plan.lowRank.e`. */
+  readonly e?: Tensor;
+  /** Value projection `F` of a low-rank plan (and only of one), matching `plan.lowRank.f`. */
+  readonly f?: Tensor;
   /**
    * Recurrent state of a linear plan (and only of one), `[B, Hq, F, Dv + 1]` f32 as
    * `linearState()` makes it or a run returns it: the keys of earlier calls, which this call's

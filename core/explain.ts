@@ -108,11 +108,46 @@ export function explain(plan: KernelPlan): PlanReport {
   return report(plan, { tile, flops, bytesMoved, scratchBytes, density: d, layoutBytes }, density);
 }
 
-function report(
+/**
+ * A low-rank plan's projection, added to its attention's cost: `2·Nk·k` multiply-adds per batch,
+ * KV head and key or value column; the inputs' keys and values and the projections read, the
+ * projected rows written (and kept as scratch until the attention has read them).
+ */
+function withProjection(
   plan: KernelPlan,
   cost: Omit<PlanReport, "kernel" | "summary">,
+): { cost: Omit<PlanReport, "kernel" | "summary">; line: string } {
+  const lr = plan.lowRank!;
+  const { batch, kvHeads, kvLen: rows, headDim, valueDim } = plan.sizes;
+  const keys = lr.k.shape[2];
+  const bytes = plan.dtype === "f16" ? 2 : 4;
+  const projected = batch * kvHeads * rows * (headDim + valueDim);
+  const flops = 2 * projected * keys;
+  const projections = (lr.e.shape.length === 3 ? kvHeads : 1) +
+    (lr.f.shape.length === 3 ? kvHeads : 1);
+  const bytesMoved = bytes *
+    (batch * kvHeads * keys * (headDim + valueDim) + projections * rows * keys + projected);
+  const line = `low-rank ${keys} keys projected to ${rows} rows: ${
+    (flops / 1e9).toFixed(3)
+  } GFLOP, ${formatBytes(bytes * projected)} of projected rows`;
+  return {
+    cost: {
+      ...cost,
+      flops: cost.flops + flops,
+      bytesMoved: cost.bytesMoved + bytesMoved,
+      scratchBytes: cost.scratchBytes + bytes * projected,
+    },
+    line,
+  };
+}
+
+function report(
+  plan: KernelPlan,
+  attention: Omit<PlanReport, "kernel" | "summary">,
   density: string,
 ): PlanReport {
+  const projection = plan.lowRank ? withProjection(plan, attention) : undefined;
+  const cost = projection?.cost ?? attention;
   const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
   const kernel = `${plan.family} (${plan.backend}, ${plan.engine})`;
   const summary = [
@@ -123,6 +158,7 @@ function report(
     `flops    ${(cost.flops / 1e9).toFixed(3)} GFLOP`,
     `memory   ${formatBytes(cost.bytesMoved)} moved, ${formatBytes(cost.scratchBytes)} scratch`,
     `density  ${density}`,
+    ...(projection ? [projection.line] : []),
   ].join("\n");
   return Object.freeze({ kernel, ...cost, summary });
 }

@@ -5,6 +5,7 @@
  */
 import type { AttentionSpec, KernelFamily, SpecSizes, TileShape } from "./spec.ts";
 import type { DType } from "./tensor_desc.ts";
+import type { LowRankPlan } from "./low_rank.ts";
 
 /** A row of a backend's flash tile table: the tile used up to a head dimension. */
 export interface FlashTileRule {
@@ -49,7 +50,8 @@ export interface BackendCaps {
 
 /**
  * A kernel plan: what to run, JSON-serializable. It keeps the spec's descriptors, scale, mask and
- * score modifier as they were.
+ * score modifier as they were, except in a low-rank plan, whose `k`, `v` and `sizes` are those of
+ * the projected rows the attention kernel reads (the inputs' are in `lowRank`).
  */
 export interface KernelPlan extends
   Pick<
@@ -90,6 +92,8 @@ export interface KernelPlan extends
    * state `{ out, lse }` of its share, and a merge pass combines them exactly.
    */
   readonly splits: number;
+  /** Linformer's projections and the key and value inputs they project (`lowRank()`). */
+  readonly lowRank?: LowRankPlan;
 }
 
 /** The most key splits a flash plan uses. */

@@ -18,6 +18,7 @@ import { chooseFlashTile, type TileChoice } from "./_tile_choice.ts";
 import { assertHierarchy } from "./hierarchy.ts";
 import type { LinearNormalizer } from "./linear.ts";
 import { linearChunk, normalizerJson, planNormalizer, refuseWithLinear } from "./_linear_lower.ts";
+import { lowRankJson, lowRankPlan, projectedSpec } from "./_low_rank_lower.ts";
 import { assertObject, fail, show } from "./_check.ts";
 import { type BackendCaps, type KernelPlan, MAX_SPLITS } from "./kernel_plan.ts";
 export type { BackendCaps, FlashTileRule, KernelPlan } from "./kernel_plan.ts";
@@ -122,6 +123,18 @@ function lowerSpec(
 ): KernelPlan {
   assertSpec(spec, context);
   assertCaps(caps, context);
+  if (spec.lowRank) {
+    const inner = lowerSpec(
+      projectedSpec({ ...spec, lowRank: spec.lowRank }, caps, context),
+      caps,
+      context,
+      tileReason,
+      splits,
+    );
+    const plan = lowRankPlan(inner, { ...spec, lowRank: spec.lowRank });
+    valid.set(plan, new Set([caps, null]));
+    return plan;
+  }
   const sizes = specSizes(spec);
   if (sizes.kvHeads !== sizes.heads && !spec.groupedHeads) {
     throw new RangeError(
@@ -333,6 +346,9 @@ export function assertPlan(plan: unknown, caps?: BackendCaps): asserts plan is K
       ...(p.scoreMod !== undefined ? { scoreMod: p.scoreMod } : {}),
       ...(p.sinkLogits !== undefined ? { sinkLogits: p.sinkLogits } : {}),
       ...(p.hierarchy !== undefined ? { hierarchy: p.hierarchy } : {}),
+      ...(p.lowRank !== undefined && p.lowRank !== null
+        ? { k: p.lowRank.k, v: p.lowRank.v, lowRank: { e: p.lowRank.e, f: p.lowRank.f } }
+        : {}),
       groupedHeads: true,
       normalizer: p.normalizer as "softmax" | LinearNormalizer,
       ...(p.family !== "hierarchical" && p.family !== "linear" ? { tile: p.tile } : {}),
@@ -354,6 +370,9 @@ export function assertPlan(plan: unknown, caps?: BackendCaps): asserts plan is K
         } as lower() gives for the plan's spec, current value is ${cut(got)}`,
       );
     }
+  }
+  if (lowRankJson(p.lowRank) !== lowRankJson(expected.lowRank)) {
+    fail("range", context, "plan.lowRank", "what lower() gives for the plan's spec", p.lowRank);
   }
   if (p.key !== expected.key) fail("range", context, "plan.key", expected.key, p.key);
   if (Object.isFrozen(plan)) valid.set(plan, (valid.get(plan) ?? new Set()).add(caps ?? null));

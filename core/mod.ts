@@ -29,5 +29,6 @@ export * from "./explain.ts";
 export * from "./errors.ts";
 export * from "./hierarchy.ts";
 export * from "./linear.ts";
+export * from "./low_rank.ts";
 export * from "./performer_matrix.ts";
 export * from "./plan_layout.ts";

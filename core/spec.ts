@@ -8,6 +8,7 @@ import { assertExpr } from "./expr_tree.ts";
 import { assertDesc, type TensorDesc } from "./tensor_desc.ts";
 import { assertHierarchy, type Hierarchy } from "./hierarchy.ts";
 import { assertLinearNormalizer, type LinearNormalizer } from "./linear.ts";
+import { assertLowRank, type LowRank } from "./low_rank.ts";
 import {
   assertFinite,
   assertInteger,
@@ -75,6 +76,8 @@ export interface AttentionSpec {
   readonly sinkLogits?: readonly number[];
   /** Hierarchical attention's branches (set by `hierarchical()`), replacing the plain softmax. */
   readonly hierarchy?: Hierarchy;
+  /** Linformer's key and value projections along the sequence (set by `lowRank()`). */
+  readonly lowRank?: LowRank;
   /** Extra results wanted. */
   readonly outputs: Outputs;
 }
@@ -308,6 +311,7 @@ export function assertSpec(
   if (spec.kernel !== undefined) assertKernelFamily(spec.kernel, context, "kernel");
   if (spec.sinkLogits !== undefined) assertSinkLogits(spec.sinkLogits, context);
   if (spec.hierarchy !== undefined) assertHierarchy(spec.hierarchy, context);
+  if (spec.lowRank !== undefined) assertLowRank(spec.lowRank, context);
   assertObject(spec.outputs, context, "outputs", "an object { lse, probs }");
   for (const key of ["lse", "probs"] as const) {
     if (typeof spec.outputs[key] !== "boolean") {

@@ -26,6 +26,7 @@ import { attend } from "../attend.ts";
 import { linearAttend } from "../linear_attend.ts";
 import { linearState } from "../linear_state.ts";
 import { linear } from "../variants/linear.ts";
+import { lowRank } from "../variants/low_rank.ts";
 import { registerBackend } from "../backends/backend.ts";
 import { createWebGpuBackend, type WebGpuBackend } from "../backends/webgpu/mod.ts";
 import { createCpuBackend } from "../backends/cpu/mod.ts";
@@ -63,6 +64,11 @@ const linearPlanOf = (f: Fixture, qLen: number, kvLen: number) =>
     ),
   );
 const linearPlan = (f: Fixture) => linearPlanOf(f, 8, 8);
+
+/** A `[4, 8]` projection on the fixture's backend (CPU rows: no device call), and the low-rank plan. */
+const projection = (f: Fixture) => f.backend.tensor(new Float32Array(32).fill(0.125), [4, 8]);
+const lowRankPlan = (f: Fixture) =>
+  f.backend.plan(lowRank(tensorDesc([4, 8]), tensorDesc([4, 8]))(attention(f.q, f.k, f.v)));
 
 /** Bad inputs of the backends and `attend()`. */
 // deno-fmt-ignore
@@ -142,6 +148,12 @@ export const BACKEND_BAD_INPUTS: readonly BadInput[] = [
   row("linearAttend()", "zero chunk", (f) => linearAttend(f.backend, f.q, f.k, f.v, { featureMap: "elu", chunk: 0 }), RangeError, "options.chunk must be an integer in 1..1024", "current value is 0"),
   row("linearAttend()", "a state of another instance", (f) => linearAttend(f.backend, f.q, f.k, f.v, { featureMap: "elu", state: f.foreign }), TypeError, "Cannot use state", "another instance", "cpu"),
   row("linearAttend()", "null options", (f) => linearAttend(f.backend, f.q, f.k, f.v, hand(null)), TypeError, "options must be an object { featureMap, … }", "null"),
+  // Low-rank attention: run().
+  row("backend.run()", "a low-rank plan without f", (f) => f.backend.run(lowRankPlan(f), { ...io(f), e: projection(f) }), TypeError, "f must be the low-rank projection tensor [4,8]", "undefined", "cpu"),
+  row("backend.run()", "a projection of another shape", (f) => f.backend.run(lowRankPlan(f), { ...io(f), e: projection(f), f: f.backend.tensor(new Float32Array(16), [2, 8]) }), RangeError, "f.shape must be 4,8 as planned", "current value is 2,8", "cpu"),
+  row("backend.run()", "an f16 projection for an f32 plan", (f) => f.backend.run(lowRankPlan(f), { ...io(f), e: f.backend.tensor(new Float32Array(32), [4, 8], "f16"), f: projection(f) }), RangeError, "e.dtype must be f32 as planned", "current value is f16", "cpu"),
+  row("backend.run()", "a projection of another instance", (f) => f.backend.run(lowRankPlan(f), { ...io(f), e: f.foreign, f: f.q }), TypeError, "Cannot use e", "another instance"),
+  row("backend.run()", "a projection for a plan that is not low-rank", (f) => f.backend.run(f.plan, { ...io(f), e: f.q }), TypeError, "e must be absent (the plan is not low-rank)", "a tensor"),
   // attend()
   row("attend()", "misspelt option runs nothing", (f) => attend(f.backend, f.q, f.k, f.v, hand({ casual: true })), TypeError, '"casual"', 'did you mean "causal"?'),
   row("attend()", "null options", (f) => attend(f.backend, f.q, f.k, f.v, hand(null)), TypeError, "options must be an object or undefined", "null"),

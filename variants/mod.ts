@@ -31,3 +31,4 @@ export * from "./block_mask.ts";
 export * from "./hierarchical.ts";
 export * from "./linear.ts";
 export * from "./performer.ts";
+export * from "./low_rank.ts";

@@ -37,6 +37,7 @@ import { kernelContext } from "./_kernel_context.ts";
 import { runMaterialized } from "./_materialized.ts";
 import { runHierarchical } from "./_hierarchical.ts";
 import { runLinear } from "./_linear.ts";
+import { projectLowRank } from "./_low_rank.ts";
 import { linearStateShape } from "../../core/linear.ts";
 import { gatherStrided } from "../_strided.ts";
 import { type CpuStorage, cpuTensor, hostArray } from "./_storage.ts";
@@ -251,10 +252,12 @@ export function createCpuBackend(options?: CpuBackendOptions): Backend {
       checkOpen(disposed, "cpu");
       assertPlan(plan, caps);
     },
-    async run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs> {
+    async run(plan: KernelPlan, given: RunInputs): Promise<RunOutputs> {
       checkOpen(disposed, "cpu");
       assertPlan(plan, caps);
-      checkRunInputs<CpuStorage>(plan, io, "cpu", owner);
+      checkRunInputs<CpuStorage>(plan, given, "cpu", owner);
+      // Low-rank plans' kernels read the projected keys and values.
+      const io = plan.lowRank ? projectLowRank(plan, given, owner) : given;
       const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
       const ctx = kernelContext(plan, io);
       const probs = plan.outputs.probs ? new Float32Array(batch * heads * qLen * kvLen) : undefined;

@@ -41,6 +41,7 @@ import {
 } from "./_encode.ts";
 import { encodeHierarchical, hierarchicalKernels } from "./_hierarchical.ts";
 import { encodeLinear, linearKernels } from "./_linear.ts";
+import { encodeLowRank, lowRankKernels } from "./_low_rank.ts";
 import { linearStateShape } from "../../core/linear.ts";
 import { type CompileStats, PipelineCache } from "./_pipelines.ts";
 export type { CompileStats } from "./_pipelines.ts";
@@ -229,6 +230,7 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
       assertPlan(plan, caps);
       assertLiteralsFit(device, plan);
       if (plan.family === "hierarchical") await hierarchicalKernels(compiler, plan);
+      else if (plan.lowRank) await lowRankKernels({ ...compiler, plan });
       else if (plan.family === "linear") await linearKernels(compiler, plan);
       else await compiledKernels(compiler, plan);
     },
@@ -272,14 +274,20 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
           state: wrap(result.state, linearStateShape(plan), "f32"),
         };
       }
-      const result = await encodeAttention({
+      const request = {
         ...compiler,
         pool,
         uniformPool,
         plan,
         layout: planLayout(plan),
         inputs: { q: inputs.q.buffer, k: inputs.k.buffer, v: inputs.v.buffer },
-      });
+      };
+      const result = plan.lowRank
+        ? await encodeLowRank({
+          ...request,
+          inputs: { ...request.inputs, e: inputs.e!.buffer, f: inputs.f!.buffer },
+        })
+        : await encodeAttention(request);
       return {
         out: wrap(result.out, [batch, heads, qLen, valueDim], plan.dtype),
         ...(result.lse ? { lse: wrap(result.lse, [batch, heads, qLen], "f32") } : {}),
