@@ -4,7 +4,8 @@
  * from chunk to chunk and writes the new state, the intra-chunk scores (causal), the output rows,
  * then f16 plans pack the f32 output; one command encoder, one submit, errors raised with the
  * run's label. Temporaries: the chunk states (`B·Hq·⌈Nk/C⌉·F·(Dv+1)` f32), `C` scores per query row (causal), the decays,
- * Performer's features and matrix.
+ * Performer's features. Performer's matrix is uploaded once per (seed, features, head dim,
+ * orthogonal) and backend, and kept until `dispose()` destroys the pool.
  * @module
  */
 import { featureCount, type LinearNormalizer } from "../../core/linear.ts";
@@ -160,6 +161,32 @@ export function linearKernels(compiler: LinearCompiler, plan: KernelPlan): Promi
   return kernels;
 }
 
+/** Per buffer pool (one per backend), Performer matrices by seed and shape, uploaded once. */
+const matricesOf = new WeakMap<BufferPool, Map<string, GPUBuffer>>();
+
+/**
+ * The device copy of a Performer matrix: uploaded on first use and then kept (never released to
+ * the pool, so `dispose()` destroys it with the pool's handed-out buffers).
+ */
+function performerBuffer(
+  device: GPUDevice,
+  pool: BufferPool,
+  map: { seed: number; features: number; orthogonal: boolean },
+  headDim: number,
+): GPUBuffer {
+  let matrices = matricesOf.get(pool);
+  if (!matrices) matricesOf.set(pool, matrices = new Map());
+  const key = `${map.seed}:${map.features}x${headDim}:${map.orthogonal}`;
+  let buffer = matrices.get(key);
+  if (!buffer) {
+    const w = Float32Array.from(performerMatrix(map.seed, map.features, headDim, map.orthogonal));
+    buffer = pool.acquire(Math.max(16, w.byteLength), `performer matrix ${key}`);
+    device.queue.writeBuffer(buffer, 0, w);
+    matrices.set(key, buffer);
+  }
+  return buffer;
+}
+
 /** The linear uniform block for a dispatch of `total` invocations. */
 function linearData(
   plan: KernelPlan,
@@ -288,9 +315,7 @@ export async function encodeLinear(req: LinearRequest): Promise<LinearResult> {
   if (kernels.features) {
     const map = normalizerOf(plan).featureMap;
     if (map.kind !== "performer") throw new Error("unreachable");
-    const w = Float32Array.from(performerMatrix(map.seed, map.features, headDim, map.orthogonal));
-    const wm = temporary(w.byteLength, "performer matrix");
-    device.queue.writeBuffer(wm, 0, w);
+    const wm = performerBuffer(device, pool, map, headDim);
     run(kernels.features.q, batch * heads * qLen * features, {
       1: q,
       [matrix]: wm,

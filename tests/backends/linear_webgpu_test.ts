@@ -147,3 +147,30 @@ Deno.test({
     assertEquals(await gpu!.read(state!), before);
   },
 });
+
+Deno.test({
+  name: "webgpu: Performer's matrix is uploaded once per seed and shape, not at every run",
+  ignore,
+  fn: async () => {
+    const queue = gpu!.device.queue;
+    const original = queue.writeBuffer;
+    let uploads = 0;
+    Object.defineProperty(queue, "writeBuffer", {
+      configurable: true,
+      value: (buffer: GPUBuffer, ...rest: unknown[]) => {
+        if (buffer.label.startsWith("performer matrix")) uploads++;
+        return (original as (...a: unknown[]) => void).call(queue, buffer, ...rest);
+      },
+    });
+    try {
+      const x = gpu!.tensor(randomData(2 * 8 * 4, 5), [1, 2, 8, 4]);
+      const featureMap = performer({ features: 6, seed: 1234 });
+      for (let i = 0; i < 3; i++) await linearAttend(gpu!, x, x, x, { featureMap, causal: true });
+      assertEquals(uploads, 1);
+      await linearAttend(gpu!, x, x, x, { featureMap: performer({ features: 6, seed: 99 }) });
+      assertEquals(uploads, 2, "another seed is another matrix");
+    } finally {
+      delete (queue as unknown as Record<string, unknown>).writeBuffer;
+    }
+  },
+});
