@@ -17,6 +17,7 @@ import {
   MAX_SIZE,
 } from "./core/_check.ts";
 import type { Backend, RunOutputs, Tensor } from "./backends/backend.ts";
+import { lowRank as lowRankTransform } from "./variants/low_rank.ts";
 
 /** Options of `attend()`. */
 export interface AttendOptions {
@@ -30,6 +31,11 @@ export interface AttendOptions {
   readonly mask?: Expr;
   /** Apply softcapping with this cap. */
   readonly softcap?: number;
+  /**
+   * Linformer's key and value projections (see `lowRank()`): `[k, Nk]` or `[Hkv, k, Nk]` tensors
+   * of the backend; not with masks or modifiers that read key positions.
+   */
+  readonly lowRank?: { readonly e: Tensor; readonly f: Tensor };
   /** Further transforms, applied last. */
   readonly transforms?: readonly Transform[];
   /** Also return the log-sum-exp per row. */
@@ -46,6 +52,7 @@ const OPTIONS = {
   window: "object",
   mask: "object",
   softcap: "number",
+  lowRank: "object",
   transforms: "array",
   lse: "boolean",
   probs: "boolean",
@@ -62,6 +69,9 @@ function checkAttendOptions(options: AttendOptions | undefined): AttendOptions {
   }
   if (opts.mask !== undefined) assertExpr(opts.mask, CONTEXT, "options.mask", "mask");
   if (opts.softcap !== undefined) assertFinite(opts.softcap, CONTEXT, "options.softcap", true);
+  if (opts.lowRank !== undefined) {
+    checkOptions(CONTEXT, "options.lowRank", opts.lowRank, { e: "object", f: "object" });
+  }
   opts.transforms?.forEach((t, i) => {
     if (typeof t !== "function") fail("type", CONTEXT, `options.transforms[${i}]`, "a function", t);
   });
@@ -90,6 +100,10 @@ function checkAttendOptions(options: AttendOptions | undefined): AttendOptions {
  * const x = cpu.tensor(new Float32Array(4 * 8).fill(1), [1, 1, 4, 8]);
  * const { out } = await attend(cpu, x, x, x, { causal: true });
  * if ((await cpu.read(out))[0] !== 1) throw new Error("mean of ones is one");
+ * // Linformer: the 4 keys and values averaged pairwise into 2 rows.
+ * const e = cpu.tensor([0.5, 0.5, 0, 0, 0, 0, 0.5, 0.5], [2, 4]);
+ * const low = await attend(cpu, x, x, x, { lowRank: { e, f: e } });
+ * if ((await cpu.read(low.out))[0] !== 1) throw new Error("means of ones are one");
  * await assertRejects(() => attend(cpu, x, x, x, { casual: true } as never), TypeError, 'did you mean "causal"?');
  * ```
  */
@@ -114,7 +128,9 @@ export async function attend(
   if (opts.window) transforms.push(maskTransform(windowMask(opts.window.left, opts.window.right)));
   if (opts.mask) transforms.push(maskTransform(opts.mask));
   if (opts.softcap !== undefined) transforms.push(softcapTransform(opts.softcap));
+  if (opts.lowRank) transforms.push(lowRankTransform(opts.lowRank.e, opts.lowRank.f));
   transforms.push(...(opts.transforms ?? []));
   const plan = backend.plan(compose(...transforms)(spec));
-  return await backend.run(plan, { q, k, v });
+  const projections = opts.lowRank ? { e: opts.lowRank.e, f: opts.lowRank.f } : {};
+  return await backend.run(plan, { q, k, v, ...projections });
 }
