@@ -48,6 +48,21 @@ export interface RunInputs {
    * keys follow. Never modified: the run returns the new state. Absent: no earlier keys.
    */
   readonly state?: Tensor;
+  /** Block tables and lengths of a paged plan (and only of one); `k` and `v` are its pools. */
+  readonly pages?: PagedBatch;
+}
+
+/**
+ * A paged run's batch (see `page()`): sequence `s` reads its `lengths[s]` keys through row `s`
+ * of `tables` and asks `queryLengths[s]` queries, its last tokens.
+ */
+export interface PagedBatch {
+  /** `[B, maxBlocks]` block ids, row-major; -1 marks a block a sliding window released. */
+  readonly tables: Int32Array | readonly number[];
+  /** Keys each sequence holds, `[B]`, up to `maxBlocks · blockSize`. */
+  readonly lengths: Int32Array | readonly number[];
+  /** Queries each sequence asks, `[B]`, up to `Nq` and its length; default `Nq` (or its length). */
+  readonly queryLengths?: Int32Array | readonly number[];
 }
 
 /** Results of a run, all contiguous. */
@@ -89,6 +104,24 @@ export interface Backend {
   prepare(plan: KernelPlan): Promise<void>;
   /** Runs a plan on tensors matching its descriptors. */
   run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs>;
+  /**
+   * Writes `source[i]` over row `rows[i]` of `target`, in place: how the paged KV cache fills its
+   * pools, the one storage that changes. Ordered with the runs before and after it.
+   *
+   * @param target A contiguous tensor of this backend, `[R, ...row]`.
+   * @param rows Distinct row indices in `0 .. R - 1`.
+   * @param source Any view `[rows.length, ...row]` in the target's dtype (it may view `target`).
+   * @returns Resolves once the write is queued and validated; throws before any work for bad input.
+   */
+  scatterRows(target: Tensor, rows: Int32Array, source: Tensor): Promise<void>;
+  /**
+   * Copies rows of a tensor into a new contiguous tensor, `[rows.length, ...row]`.
+   *
+   * @param source Any view `[R, ...row]`.
+   * @param rows Row indices in `0 .. R - 1`, repeats allowed.
+   * @returns The new tensor.
+   */
+  gatherRows(source: Tensor, rows: Int32Array): Promise<Tensor>;
   /** Frees a tensor's storage; later use of it throws. */
   release(t: Tensor): void;
   /** Frees everything the backend holds; every later call throws. Calling it again does nothing. */

@@ -55,6 +55,7 @@ function formatBytes(n: number): string {
 export function explain(plan: KernelPlan): PlanReport {
   if (plan.family === "hierarchical") return explainHierarchy(plan);
   if (plan.family === "linear") return explainLinear(plan);
+  if (plan.family === "paged") return explainPaged(plan);
   const { batch, heads, qLen, kvLen, headDim, valueDim } = plan.sizes;
   const layout = planLayout(plan);
   const bytes = plan.dtype === "f16" ? 2 : 4;
@@ -239,4 +240,35 @@ function explainLinear(plan: KernelPlan): PlanReport {
     density,
     layoutBytes: 0,
   }, shown);
+}
+
+/**
+ * Paged attention's cost with every sequence at the tables' capacity (the lengths come with each
+ * run): every key of a sequence scored once per query row, each KV head's keys read once per
+ * workgroup of packed rows, the block tables read, the split states kept until their merge.
+ */
+function explainPaged(plan: KernelPlan): PlanReport {
+  const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
+  const bytes = plan.dtype === "f16" ? 2 : 4;
+  const rowElems = headDim + valueDim;
+  const rowTiles = Math.ceil((qLen * plan.pack) / plan.tile.q);
+  const readers = (heads / Math.max(1, kvHeads)) / plan.pack * rowTiles;
+  const kvReads = bytes * batch * kvHeads * kvLen * rowElems * readers;
+  const tables = 4 * batch * (plan.paging!.maxBlocks + 2);
+  const io = bytes * batch * heads * qLen * rowElems +
+    (plan.outputs.lse ? 4 * batch * heads * qLen : 0);
+  const scratchBytes = plan.splits > 1
+    ? 4 * plan.splits * batch * heads * qLen * (valueDim + 1)
+    : 0;
+  const density = `tables of ${plan.paging!.maxBlocks} blocks of ${
+    plan.paging!.blockSize
+  } slots, at capacity`;
+  return report(plan, {
+    tile: `${plan.tile.q}x${plan.tile.kv}`,
+    flops: 2 * batch * heads * qLen * kvLen * rowElems,
+    bytesMoved: io + kvReads + tables,
+    scratchBytes,
+    density: 1,
+    layoutBytes: tables,
+  }, density);
 }

@@ -64,6 +64,7 @@ export interface KernelPlan extends
     | "scoreMod"
     | "sinkLogits"
     | "hierarchy"
+    | "paging"
     | "normalizer"
     | "outputs"
   > {

@@ -19,6 +19,7 @@ import { assertHierarchy } from "./hierarchy.ts";
 import type { LinearNormalizer } from "./linear.ts";
 import { linearChunk, normalizerJson, planNormalizer, refuseWithLinear } from "./_linear_lower.ts";
 import { lowRankJson, lowRankPlan, projectedSpec } from "./_low_rank_lower.ts";
+import { pagedTile, refuseWithPaging } from "./_paged_lower.ts";
 import { assertObject, fail, show } from "./_check.ts";
 import { type BackendCaps, type KernelPlan, MAX_SPLITS } from "./kernel_plan.ts";
 export type { BackendCaps, FlashTileRule, KernelPlan } from "./kernel_plan.ts";
@@ -67,6 +68,10 @@ function refuseWithHierarchy(spec: AttentionSpec, caps: BackendCaps): void {
 }
 
 function chooseFamily(spec: AttentionSpec, caps: BackendCaps, sizes: SpecSizes): KernelFamily {
+  if (spec.paging || spec.kernel === "paged") {
+    refuseWithPaging(spec, caps);
+    return "paged";
+  }
   if (spec.normalizer !== "softmax" || spec.kernel === "linear") {
     refuseWithLinear(spec, caps);
     if (!caps.families.includes("linear")) refuse(caps, "kernel", "linear");
@@ -150,17 +155,18 @@ function lowerSpec(
   assertSizesFit(spec, sizes, family, context);
   if (spec.hierarchy) assertHierarchy(spec.hierarchy, context, { ...sizes, dtype: spec.q.dtype });
   const linear = spec.normalizer !== "softmax" ? spec.normalizer : undefined;
+  const groups = caps.packGroups && sizes.heads > 0 ? sizes.heads / sizes.kvHeads : 1;
   const choice = linear
     ? linearChunk({ ...spec, normalizer: linear }, sizes, context)
+    : family === "paged"
+    ? pagedTile(sizes, groups)
     : spec.hierarchy
     ? { tile: { q: 1, kv: spec.hierarchy.block }, reason: "hierarchical: a query row per thread" }
     : chooseTile(spec, caps, sizes);
   const tile = choice.tile;
-  const pack = family === "flash" && caps.packGroups && sizes.heads > 0
-    ? sizes.heads / sizes.kvHeads
-    : 1;
+  const pack = family === "flash" || family === "paged" ? groups : 1;
   const tiles = Math.ceil((sizes.qLen * pack) / tile.q) * Math.ceil(sizes.kvLen / tile.kv);
-  if (family !== "hierarchical" && family !== "linear") {
+  if (family === "flash" || family === "materialized") {
     atMost(context, `block layout tiles for tile ${tile.q}x${tile.kv}`, MAX_TILES, "2^28", tiles);
   }
 
@@ -177,6 +183,7 @@ function lowerSpec(
     ...(spec.scoreMod ? { scoreMod: spec.scoreMod } : {}),
     ...(spec.sinkLogits ? { sinkLogits: spec.sinkLogits } : {}),
     ...(spec.hierarchy ? { hierarchy: spec.hierarchy } : {}),
+    ...(spec.paging ? { paging: spec.paging } : {}),
     normalizer: linear ? planNormalizer(linear, tile.kv) : "softmax" as const,
     tile,
     tileReason: tileReason ?? choice.reason,
@@ -185,7 +192,7 @@ function lowerSpec(
     materializedScratch: caps.materializedScratch,
     engine: caps.engine,
     splits: splits ??
-      (family === "flash"
+      (family === "flash" || family === "paged"
         ? chooseSplits(
           caps,
           (sizes.batch * sizes.heads) / pack,
@@ -213,6 +220,7 @@ const FIELDS = [
   "scoreMod",
   "sinkLogits",
   "hierarchy",
+  "paging",
   "normalizer",
   "tile",
   "tileReason",
@@ -326,13 +334,14 @@ export function assertPlan(plan: unknown, caps?: BackendCaps): asserts plan is K
   }
   assertObject(plan.tile, context, "plan.tile", "an object { q, kv }");
   if (!Number.isInteger(plan.pack)) fail("type", context, "plan.pack", "an integer", plan.pack);
-  const splitsWanted = plan.family === "flash" ? `an integer in 1..${MAX_SPLITS}` : "1";
+  const splittable = plan.family === "flash" || plan.family === "paged";
+  const splitsWanted = splittable ? `an integer in 1..${MAX_SPLITS}` : "1";
   if (typeof plan.splits !== "number") {
     fail("type", context, "plan.splits", "a number", plan.splits);
   }
   if (
     !Number.isInteger(plan.splits) || plan.splits < 1 ||
-    plan.splits > (plan.family === "flash" ? MAX_SPLITS : 1)
+    plan.splits > (splittable ? MAX_SPLITS : 1)
   ) {
     fail("range", context, "plan.splits", splitsWanted, plan.splits);
   }
@@ -346,12 +355,13 @@ export function assertPlan(plan: unknown, caps?: BackendCaps): asserts plan is K
       ...(p.scoreMod !== undefined ? { scoreMod: p.scoreMod } : {}),
       ...(p.sinkLogits !== undefined ? { sinkLogits: p.sinkLogits } : {}),
       ...(p.hierarchy !== undefined ? { hierarchy: p.hierarchy } : {}),
+      ...(p.paging !== undefined ? { paging: p.paging } : {}),
       ...(p.lowRank !== undefined && p.lowRank !== null
         ? { k: p.lowRank.k, v: p.lowRank.v, lowRank: { e: p.lowRank.e, f: p.lowRank.f } }
         : {}),
       groupedHeads: true,
       normalizer: p.normalizer as "softmax" | LinearNormalizer,
-      ...(p.family !== "hierarchical" && p.family !== "linear" ? { tile: p.tile } : {}),
+      ...(p.family === "flash" || p.family === "materialized" ? { tile: p.tile } : {}),
       kernel: p.family,
       outputs: p.outputs,
     },

@@ -32,3 +32,4 @@ export * from "./linear.ts";
 export * from "./low_rank.ts";
 export * from "./performer_matrix.ts";
 export * from "./plan_layout.ts";
+export * from "./paging.ts";

@@ -8,6 +8,7 @@ import { assertExpr } from "./expr_tree.ts";
 import { assertDesc, type TensorDesc } from "./tensor_desc.ts";
 import { assertHierarchy, type Hierarchy } from "./hierarchy.ts";
 import { assertLinearNormalizer, type LinearNormalizer } from "./linear.ts";
+import { assertPaging, assertPools, type Paging } from "./paging.ts";
 import { assertLowRank, type LowRank } from "./low_rank.ts";
 import {
   assertFinite,
@@ -22,7 +23,7 @@ import {
  * Kernel families a plan can use: scores in memory, tiles with an online softmax, hierarchical
  * (compressed-block) attention, or linear attention's running state.
  */
-export type KernelFamily = "materialized" | "flash" | "hierarchical" | "linear";
+export type KernelFamily = "materialized" | "flash" | "hierarchical" | "linear" | "paged";
 
 /** Query and key rows per tile. */
 export interface TileShape {
@@ -76,6 +77,8 @@ export interface AttentionSpec {
   readonly sinkLogits?: readonly number[];
   /** Hierarchical attention's branches (set by `hierarchical()`), replacing the plain softmax. */
   readonly hierarchy?: Hierarchy;
+  /** Paged keys and values (set by `page()`): `k` and `v` are then the pools. */
+  readonly paging?: Paging;
   /** Linformer's key and value projections along the sequence (set by `lowRank()`). */
   readonly lowRank?: LowRank;
   /** Extra results wanted. */
@@ -142,6 +145,7 @@ export const KERNEL_FAMILIES: readonly KernelFamily[] = Object.freeze([
   "flash",
   "hierarchical",
   "linear",
+  "paged",
 ]);
 
 /**
@@ -299,7 +303,12 @@ export function assertSpec(
   context = "lower attention",
 ): asserts spec is AttentionSpec {
   assertObject(spec, context, "spec", "an AttentionSpec from attention()");
-  assertOperands(context, spec.q, spec.k, spec.v);
+  if (spec.paging === undefined) assertOperands(context, spec.q, spec.k, spec.v);
+  else {
+    assertRank4(context, "q", spec.q);
+    assertPaging(spec.paging, context);
+    assertPools(context, spec.q, spec.k, spec.v, spec.paging);
+  }
   assertScale(spec.scale, context);
   if (spec.mask !== undefined) assertExpr(spec.mask, context, "mask", "mask");
   if (spec.scoreMod !== undefined) assertExpr(spec.scoreMod, context, "scoreMod", "modifier");
@@ -368,10 +377,16 @@ export interface SpecSizes {
  * if (specSizes(attention(x, x, x)).qLen !== 16) throw new Error("Nq is 16");
  * ```
  */
-export function specSizes(spec: Pick<AttentionSpec, "q" | "k" | "v">): SpecSizes {
+export function specSizes(spec: Pick<AttentionSpec, "q" | "k" | "v" | "paging">): SpecSizes {
   assertObject(spec, "read sizes", "spec", "an AttentionSpec");
   for (const role of ["q", "k", "v"] as const) assertRank4("read sizes", role, spec[role]);
   const [batch, heads, qLen, headDim] = spec.q.shape;
+  const valueDim = spec.v.shape[3];
+  if (spec.paging) {
+    // The pools hold [numBlocks, blockSize, Hkv, D]; a sequence holds at most the table's keys.
+    const kvLen = spec.paging.maxBlocks * spec.paging.blockSize;
+    return { batch, heads, kvHeads: spec.k.shape[2], qLen, kvLen, headDim, valueDim };
+  }
   const [, kvHeads, kvLen] = spec.k.shape;
-  return { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim: spec.v.shape[3] };
+  return { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim };
 }

@@ -16,7 +16,13 @@
  */
 import { assertPlan, type BackendCaps, type KernelPlan, lower } from "../../core/lower.ts";
 import type { AttentionSpec } from "../../core/spec.ts";
-import { type DType, numel, tensorDesc } from "../../core/tensor_desc.ts";
+import {
+  contiguousStrides,
+  type DType,
+  isContiguous,
+  numel,
+  tensorDesc,
+} from "../../core/tensor_desc.ts";
 import type { Backend, RunInputs, RunOutputs, Tensor } from "../backend.ts";
 import {
   checkOpen,
@@ -37,10 +43,13 @@ import { kernelContext } from "./_kernel_context.ts";
 import { runMaterialized } from "./_materialized.ts";
 import { runHierarchical } from "./_hierarchical.ts";
 import { runLinear } from "./_linear.ts";
+import { runPaged } from "./_paged.ts";
+import { checkPages, checkRows } from "../_check_pages.ts";
+import { fail } from "../../core/_check.ts";
 import { projectLowRank } from "./_low_rank.ts";
 import { linearStateShape } from "../../core/linear.ts";
 import { gatherStrided } from "../_strided.ts";
-import { type CpuStorage, cpuTensor, hostArray } from "./_storage.ts";
+import { type CpuStorage, cpuTensor, dataOf, hostArray } from "./_storage.ts";
 
 export type { CpuKernelPath };
 
@@ -69,7 +78,7 @@ const FLASH_TILES: Record<CpuKernelPath, { q: number; kv: number }> = {
 function capsFor(engine: CpuKernelPath, threads: number): CpuCaps {
   return Object.freeze({
     backend: "cpu",
-    families: Object.freeze(["materialized", "flash", "hierarchical", "linear"] as const),
+    families: Object.freeze(["materialized", "flash", "hierarchical", "linear", "paged"] as const),
     dtypes: Object.freeze(["f32", "f16"] as const),
     flashTiles: Object.freeze([{ maxHeadDim: Infinity, tile: Object.freeze(FLASH_TILES[engine]) }]),
     anyTile: true,
@@ -256,6 +265,7 @@ export function createCpuBackend(options?: CpuBackendOptions): Backend {
       checkOpen(disposed, "cpu");
       assertPlan(plan, caps);
       checkRunInputs<CpuStorage>(plan, given, "cpu", owner);
+      const pages = checkPages(plan, given);
       // Low-rank plans' kernels read the projected keys and values.
       const io = plan.lowRank ? projectLowRank(plan, given, owner) : given;
       const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
@@ -266,7 +276,8 @@ export function createCpuBackend(options?: CpuBackendOptions): Backend {
         const state = runLinear(ctx, io.state);
         return { out: out(), state: cpuTensor(state, linearStateShape(plan), "f32", owner) };
       }
-      if (plan.family === "hierarchical") runHierarchical(ctx, io.gates);
+      if (pages) runPaged(ctx, io.k, io.v, pages);
+      else if (plan.family === "hierarchical") runHierarchical(ctx, io.gates);
       else if (plan.family === "flash" && runner) await runner.run(ctx, io);
       else if (plan.family === "flash") runFlash(ctx);
       else runMaterialized(ctx, probs);
@@ -275,6 +286,44 @@ export function createCpuBackend(options?: CpuBackendOptions): Backend {
         ...(ctx.lse ? { lse: cpuTensor(ctx.lse, [batch, heads, qLen], "f32", owner) } : {}),
         ...(probs ? { probs: cpuTensor(probs, [batch, heads, qLen, kvLen], "f32", owner) } : {}),
       };
+    },
+    // deno-lint-ignore require-await
+    async scatterRows(target: Tensor, rows: Int32Array, source: Tensor): Promise<void> {
+      const context = "scatter rows";
+      const data = storageOf(target, "target").data;
+      storageOf(source, "source");
+      if (!isContiguous(target)) {
+        fail(
+          "range",
+          context,
+          "target.strides",
+          `contiguous [${contiguousStrides(target.shape)}]`,
+          target.strides,
+        );
+      }
+      checkRows(context, target, rows, source);
+      const width = numel(target) / Math.max(1, target.shape[0]);
+      const values = gatherStrided(dataOf(source), source, new Float32Array(numel(source)));
+      rows.forEach((row, i) => data.set(values.subarray(i * width, (i + 1) * width), row * width));
+    },
+    // deno-lint-ignore require-await
+    async gatherRows(source: Tensor, rows: Int32Array): Promise<Tensor> {
+      const data = storageOf(source, "source").data;
+      checkRows("gather rows", source, rows);
+      const shape = [rows.length, ...source.shape.slice(1)];
+      const width = numel({ shape: source.shape.slice(1) });
+      const host = allocate(source.dtype, rows.length * width, shape);
+      const staged = new Float32Array(width);
+      rows.forEach((row, i) => {
+        const view = {
+          ...source,
+          shape: source.shape.slice(1),
+          strides: source.strides.slice(1),
+          offset: source.offset + row * source.strides[0],
+        };
+        host.set(gatherStrided(data, view, staged), i * width);
+      });
+      return cpuTensor(host, shape, source.dtype, owner);
     },
     release(t: Tensor): void {
       checkOpen(disposed, "cpu");

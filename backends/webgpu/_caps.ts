@@ -101,7 +101,7 @@ export function webGpuCaps(
   }
   return Object.freeze({
     backend: "webgpu",
-    families: Object.freeze(["materialized", "flash", "hierarchical", "linear"] as const),
+    families: Object.freeze(["materialized", "flash", "hierarchical", "linear", "paged"] as const),
     dtypes: Object.freeze(["f32", "f16"] as const),
     // The chosen tile first; smaller preferred tiles the device also runs follow, for masks whose
     // query blocks the chosen tile's rows would straddle (see lower()).

@@ -17,7 +17,13 @@
 import { assertPlan, type KernelPlan, lower } from "../../core/lower.ts";
 import { planLayout } from "../../core/plan_layout.ts";
 import type { AttentionSpec, TileShape } from "../../core/spec.ts";
-import { type DType, numel, tensorDesc } from "../../core/tensor_desc.ts";
+import {
+  contiguousStrides,
+  type DType,
+  isContiguous,
+  numel,
+  tensorDesc,
+} from "../../core/tensor_desc.ts";
 import type { Backend, OwnedStorage, RunInputs, RunOutputs, Tensor } from "../backend.ts";
 import {
   checkOpen,
@@ -28,7 +34,7 @@ import {
   ownedStorage,
   storageToRelease,
 } from "../_check_inputs.ts";
-import { checkOptions } from "../../core/_check.ts";
+import { checkOptions, fail } from "../../core/_check.ts";
 import { BufferPool, type PoolStats, UniformPool } from "./_buffer_pool.ts";
 export type { PoolStats } from "./_buffer_pool.ts";
 import { acquireDevice, assertAlive, type GpuContext } from "./_device.ts";
@@ -41,6 +47,9 @@ import {
 } from "./_encode.ts";
 import { encodeHierarchical, hierarchicalKernels } from "./_hierarchical.ts";
 import { encodeLinear, linearKernels } from "./_linear.ts";
+import { encodePaged, pagedKernels } from "./_paged.ts";
+import { copyRows, type RowsContext } from "./_rows.ts";
+import { checkPages, checkRows } from "../_check_pages.ts";
 import { encodeLowRank, lowRankKernels } from "./_low_rank.ts";
 import { linearStateShape } from "../../core/linear.ts";
 import { type CompileStats, PipelineCache } from "./_pipelines.ts";
@@ -164,6 +173,7 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
     flash: { keysPerThread, unroll, subgroups },
   };
   let disposed = false;
+  const rowsContext: RowsContext = { device, pool, uniformPool, pipelines: compiler.pipelines };
 
   const usable = () => {
     checkOpen(disposed, "webgpu");
@@ -232,6 +242,7 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
       if (plan.family === "hierarchical") await hierarchicalKernels(compiler, plan);
       else if (plan.lowRank) await lowRankKernels({ ...compiler, plan });
       else if (plan.family === "linear") await linearKernels(compiler, plan);
+      else if (plan.family === "paged") await pagedKernels(compiler, plan);
       else await compiledKernels(compiler, plan);
     },
     async run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs> {
@@ -239,7 +250,22 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
       assertPlan(plan, caps);
       assertLiteralsFit(device, plan);
       const inputs = checkRunInputs<GpuStorage>(plan, io, "webgpu", owner);
+      const pages = checkPages(plan, io);
       const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
+      if (pages) {
+        const result = await encodePaged({
+          ...compiler,
+          pool,
+          uniformPool,
+          plan,
+          pages,
+          inputs: { q: inputs.q.buffer, k: inputs.k.buffer, v: inputs.v.buffer },
+        });
+        return {
+          out: wrap(result.out, [batch, heads, qLen, valueDim], plan.dtype),
+          ...(result.lse ? { lse: wrap(result.lse, [batch, heads, qLen], "f32") } : {}),
+        };
+      }
       if (plan.family === "hierarchical") {
         const out = await encodeHierarchical({
           ...compiler,
@@ -293,6 +319,39 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
         ...(result.lse ? { lse: wrap(result.lse, [batch, heads, qLen], "f32") } : {}),
         ...(result.probs ? { probs: wrap(result.probs, [batch, heads, qLen, kvLen], "f32") } : {}),
       };
+    },
+    async scatterRows(target: Tensor, rows: Int32Array, source: Tensor): Promise<void> {
+      usable();
+      const context = "scatter rows";
+      const into = storageOf(target, "target").buffer;
+      let from = { desc: source as Tensor, buffer: storageOf(source, "source").buffer };
+      if (!isContiguous(target)) {
+        fail(
+          "range",
+          context,
+          "target.strides",
+          `contiguous [${contiguousStrides(target.shape)}]`,
+          target.strides,
+        );
+      }
+      checkRows(context, target, rows, source);
+      // A source viewing the target is copied out first: one dispatch cannot read and write it.
+      const staged = from.buffer === into
+        ? await copyRows(rowsContext, "gather", from, Int32Array.from(rows, (_, i) => i))
+        : undefined;
+      if (staged) from = { desc: tensorDesc(source.shape, source.dtype) as Tensor, buffer: staged };
+      try {
+        await copyRows(rowsContext, "scatter", from, rows, into);
+      } finally {
+        if (staged) pool.release(staged);
+      }
+    },
+    async gatherRows(source: Tensor, rows: Int32Array): Promise<Tensor> {
+      usable();
+      const buffer = storageOf(source, "source").buffer;
+      checkRows("gather rows", source, rows);
+      const out = await copyRows(rowsContext, "gather", { desc: source, buffer }, rows);
+      return wrap(out, [rows.length, ...source.shape.slice(1)], source.dtype);
     },
     release(t: Tensor): void {
       checkOpen(disposed, "webgpu");

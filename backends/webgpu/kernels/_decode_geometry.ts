@@ -23,6 +23,8 @@ export interface DecodeParams {
   readonly mask?: Expr;
   readonly scoreMod?: Expr;
   readonly sinkLogits?: readonly number[];
+  /** Keys read from a paged pool through block tables (binding 4), for a paged plan. */
+  readonly paged?: boolean;
 }
 
 /** Invocations per workgroup. */

@@ -25,14 +25,7 @@
  * sink logit, key splits write plain states for the merge pass).
  * @module
  */
-import {
-  HIDDEN_WGSL,
-  modifiersWgsl,
-  NEG_INF_WGSL,
-  NEG_WGSL,
-  paramsWgsl,
-  tileShareWgsl,
-} from "./_common_wgsl.ts";
+import { HIDDEN_WGSL, modifiersWgsl, NEG_INF_WGSL, NEG_WGSL, paramsWgsl } from "./_common_wgsl.ts";
 import {
   DECODE_THREADS,
   type DecodeParams,
@@ -42,6 +35,7 @@ import {
 } from "./_decode_geometry.ts";
 import { range } from "./_flash_geometry.ts";
 import { inputsWgsl } from "./_flash_staging_wgsl.ts";
+import { heldWgsl, keyLoopWgsl, pagedFnsWgsl, rowAt, sequenceWgsl } from "./_decode_keys_wgsl.ts";
 export {
   DECODE_THREADS,
   decodeFits,
@@ -72,13 +66,13 @@ function rowLoadsWgsl(vec: boolean): string {
 /** WGSL source of a decode kernel. */
 export function decodeWgsl(params: DecodeParams): string {
   const g = geometry(params);
-  const R = params.rows, BK = params.tileKv;
+  const R = params.rows, BK = params.tileKv, paged = params.paged ?? false;
   const rows = range(R);
   return `${paramsWgsl()}${inputsWgsl(params.dtype, params.vec)}${rowLoadsWgsl(params.vec)}
 @group(0) @binding(4) var<storage, read> tiles: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out_buf: array<f32>;
 @group(0) @binding(6) var<storage, read_write> lse_buf: array<f32>;
-${modifiersWgsl(params.mask, params.scoreMod, params.sinkLogits)}${NEG_WGSL}
+${modifiersWgsl(params.mask, params.scoreMod, params.sinkLogits)}${NEG_WGSL}${pagedFnsWgsl(paged)}
 const BK: u32 = ${BK}u;
 const D4: u32 = ${g.d4}u;
 const DV4: u32 = ${g.dv4}u;
@@ -102,8 +96,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let b = unit / units;
   let u = unit % units;
   let kvh = (u * p.pack) / p.group;
-  let k_base = p.k_off + b * p.k_sb + kvh * p.k_sh;
-  let v_base = p.v_off + b * p.v_sb + kvh * p.v_sh;
+  ${sequenceWgsl(paged)}
+  // This workgroup's rows (query rows × packed heads) start at row0.
+  let row0 = wg.x * ${R}u;
 
   ${g.d4 > 0 ? qStagingWgsl(R) : ""}
 
@@ -115,8 +110,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let s_row = lid / LANES;
   let s_lane = lid % LANES;
   let s_on = s_row < ${R}u;
-  let hr = u * p.pack + s_row % p.pack;
-  let qr = s_row / p.pack;
+  let hr = u * p.pack + (row0 + s_row) % p.pack;
+  let qr = (row0 + s_row) / p.pack;
   var m = NEG;
   var l = 0.0;
   // P·V: vec4 v_d4 of the value dims, keys v_ks + n·KS.
@@ -125,19 +120,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let v_on = v_ks < KS;
   ${rows.map((r) => `var o${r} = vec4<f32>(0.0);`).join("\n  ")}
 
-  // This row's share of its listed key tiles (see tileShareWgsl).
-  ${tileShareWgsl("wg.x")}
-  for (var e = first; e < last; e++) {
-    let entry = tiles[entries + e];
-    let k0 = (entry >> 1u) * BK;
-    let check = (entry & 1u) == 1u || k0 + BK > p.kv_len;
+  // This row tile's share of its key tiles (see tileShareWgsl).
+  ${keyLoopWgsl(paged, "BK")}
 
     workgroupBarrier();
-    ${scoresWgsl(g)}
+    ${scoresWgsl(g, paged)}
     workgroupBarrier();
-    ${softmaxWgsl(params, g)}
+    ${softmaxWgsl(params, g, paged)}
     workgroupBarrier();
-    ${valueProductsWgsl(params, g)}
+    ${valueProductsWgsl(params, g, paged)}
   }
 
   ${epilogueWgsl(params)}
@@ -150,21 +141,22 @@ function qStagingWgsl(rows: number): string {
   return `for (var i = lid; i < RPAD * D4; i += ${DECODE_THREADS}u) {
     let f = i / D4;
     var x = vec4<f32>(0.0);
-    if (f < ${rows}u) {
-      let head = u * p.pack + f % p.pack;
-      x = q4(p.q_off + b * p.q_sb + head * p.q_sh + (f / p.pack) * p.q_sn, i % D4) * p.scale;
+    let g = row0 + f;
+    if (f < ${rows}u && g < p.q_len * p.pack) {
+      let head = u * p.pack + g % p.pack;
+      x = q4(p.q_off + b * p.q_sb + head * p.q_sh + (g / p.pack) * p.q_sn, i % D4) * p.scale;
     }
     qv[i] = x;
   }`;
 }
 
 /** Partial dot products of this invocation's rows and head-dimension slice with one key. */
-function scoresWgsl(g: Geometry): string {
+function scoresWgsl(g: Geometry, paged: boolean): string {
   const acc = range(g.rp);
   const steps = range(g.dj).map((j) => {
     const body = [
       `let d4 = a_gd + ${j * g.gd}u;`,
-      `let kx = k4(k_base + key * p.k_sn, d4);`,
+      `let kx = k4(key_at, d4);`,
       ...acc.map((i) => `s${i} += dot(qv[(a_gr + ${i * g.gr}u) * D4 + d4], kx);`),
     ].join("\n        ");
     const guarded = (j + 1) * g.gd > g.d4;
@@ -175,8 +167,9 @@ function scoresWgsl(g: Geometry): string {
   return `{
       let key = k0 + a_key;
       ${acc.map((i) => `var s${i} = 0.0;`).join(" ")}
-      if (key < p.kv_len) {
-      ${steps.join("\n      ")}
+      if (key < kv_len) {
+        let key_at = ${rowAt(paged, "k", "key")};${paged ? "\n        if (key_at != NONE) {" : ""}
+      ${steps.join("\n      ")}${paged ? "\n        }" : ""}
       }
       ${
     acc.map((i) => `sc[(a_gd * RPAD + a_gr + ${i * g.gr}u) * BK + a_key] = s${i};`).join("\n      ")
@@ -188,10 +181,10 @@ function scoresWgsl(g: Geometry): string {
  * The online softmax step: scores from the partials, modified and masked; each invocation's
  * local state; after a barrier the row's state merged, `m`, `l` and `alpha` updated and P stored.
  */
-function softmaxWgsl(params: DecodeParams, g: Geometry): string {
+function softmaxWgsl(params: DecodeParams, g: Geometry, paged: boolean): string {
   const keys = range(g.kl);
   const modCall = (fn: string, x: string) =>
-    `${fn}(i32(b), i32(hr), i32(qr), i32(kv_idx), i32(p.q_len), i32(p.kv_len), ${x})`;
+    `${fn}(i32(b), i32(hr), i32(qr), i32(kv_idx), i32(q_len), i32(kv_len), ${x})`;
   const score = (i: number) => {
     const parts = range(g.gd).map((s) => `sc[(${s}u * RPAD + s_row) * BK + kk]`).join(" + ");
     return `{
@@ -199,7 +192,7 @@ function softmaxWgsl(params: DecodeParams, g: Geometry): string {
         let kv_idx = k0 + kk;
         var x = ${parts};${params.scoreMod ? `\n        x = ${modCall("score_mod", "x")};` : ""}
         if (check) {
-          var ok = kv_idx < p.kv_len;${
+          var ok = kv_idx < kv_len${heldWgsl(paged, "kv_idx")}${paged ? " && qr < q_len" : ""};${
       params.mask ? `\n          ok = ok && ${modCall("mask_mod", "0.0")};` : ""
     }
           if (!ok) { x = NEG; }
@@ -240,14 +233,20 @@ function softmaxWgsl(params: DecodeParams, g: Geometry): string {
  * select hidden keys' terms away (so NaN or Inf in their v cannot reach a row); without one the
  * only hidden keys are past `Nk`, whose v loads as zeros.
  */
-function valueProductsWgsl(params: DecodeParams, g: Geometry): string {
+function valueProductsWgsl(params: DecodeParams, g: Geometry, paged: boolean): string {
   const rows = range(params.rows);
   const step = (n: number, hidden: boolean) => {
     const body = [
       `let kk = v_ks + ${n}u * KS;`,
       `var vx = vec4<f32>(0.0);`,
       ...(params.valueDim > 0
-        ? [`if (k0 + kk < p.kv_len) { vx = v4(v_base + (k0 + kk) * p.v_sn, v_d4); }`]
+        ? [
+          paged
+            ? `if (k0 + kk < kv_len) { let at = ${
+              rowAt(paged, "v", "k0 + kk")
+            }; if (at != NONE) { vx = v4(at, v_d4); } }`
+            : `if (k0 + kk < kv_len) { vx = v4(${rowAt(paged, "v", "k0 + kk")}, v_d4); }`,
+        ]
         : []),
       ...rows.map((r) => {
         const pw = `sc[${r}u * BK + kk]`;
@@ -264,7 +263,7 @@ function valueProductsWgsl(params: DecodeParams, g: Geometry): string {
   return `if (v_on) {
       ${rows.map((r) => `o${r} *= alpha[${r}u];`).join("\n      ")}
       ${
-    params.mask
+    params.mask || paged
       ? `if (check) {\n      ${loop(true)}\n      } else {\n      ${loop(false)}\n      }`
       : loop(false)
   }
@@ -289,7 +288,7 @@ function epilogueWgsl(params: DecodeParams): string {
     ${pick}
     if (v_on) { qv[v_ks * DV4 + v_d4] = o; }
     workgroupBarrier();
-    if (lid < DV4) {
+    if (lid < DV4 && row0 + r < p.q_len * p.pack) {
       var x = qv[lid];
       for (var s = 1u; s < KS; s++) { x += qv[s * DV4 + lid]; }
       let st = ml[r];
@@ -297,7 +296,7 @@ function epilogueWgsl(params: DecodeParams): string {
       let total = st.y;
       let plain = select(1.0 / total, 0.0, total <= 0.0);
       let lse_plain = select(mr + log(total), ${NEG_INF_WGSL}, total <= 0.0);
-      let head = u * p.pack + r % p.pack;
+      let head = u * p.pack + (row0 + r) % p.pack;
       ${
     sink
       ? `let sink = sink_logit(i32(b), i32(head), 0, 0, 0, 0, 0.0);
@@ -310,7 +309,7 @@ function epilogueWgsl(params: DecodeParams): string {
       : `let inv = plain;
       let lse = lse_plain;`
   }
-      let at = (b * p.heads + head) * p.q_len + r / p.pack + wg.z * p.split_stride;
+      let at = (b * p.heads + head) * p.q_len + (row0 + r) / p.pack + wg.z * p.split_stride;
       let v = x * inv;
       for (var c = 0u; c < 4u; c++) {
         if (lid * 4u + c < p.value_dim) { out_buf[at * p.value_dim + lid * 4u + c] = v[c]; }

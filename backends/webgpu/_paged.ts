@@ -1,0 +1,202 @@
+/**
+ * Encodes a paged run (`page()`): the decode kernel in paged mode over a ragged batch in one
+ * dispatch (row tiles × units × key splits), reading K and V through the block tables, then the
+ * split states' merge and the f16 pack where the plan needs them.
+ * @module
+ */
+import type { KernelPlan } from "../../core/lower.ts";
+import { literalWords } from "../../core/to_wgsl.ts";
+import type { CheckedPages } from "../_check_pages.ts";
+import type { BufferPool, UniformPool } from "./_buffer_pool.ts";
+import {
+  type Bindings,
+  checkBinding,
+  dispatch,
+  grid,
+  paramsData,
+  submitChecked,
+  tensorBinding,
+} from "./_dispatch.ts";
+import type { KernelCompiler, Kernels } from "./_encode.ts";
+import { LITERALS_BINDING, modifierLiterals } from "./kernels/_common_wgsl.ts";
+import { decodeWgsl, decodeWorkgroupBytes } from "./kernels/decode_wgsl.ts";
+import { flashVecAligned } from "./kernels/flash_wgsl.ts";
+import { packF16Wgsl } from "./kernels/materialized_wgsl.ts";
+import { MERGE_THREADS, mergeStatesWgsl } from "./kernels/merge_states_wgsl.ts";
+
+/** Units (sequence × packed head group) one dispatch covers, the grid's y limit. */
+const UNITS_PER_PASS = 65535;
+
+function label(plan: KernelPlan): string {
+  const s = plan.sizes, g = plan.paging!;
+  return `paged ${plan.dtype} B${s.batch} H${s.heads}/${s.kvHeads} Nq${s.qLen} blocks ${g.maxBlocks}x${g.blockSize} D${s.headDim}/${s.valueDim}`;
+}
+
+/**
+ * Rows one workgroup holds: the plan's tile rows, fewer where the device's workgroup memory
+ * cannot hold them (large head dims).
+ */
+function workgroupRows(plan: KernelPlan, limit: number): number {
+  for (let rows = plan.tile.q; rows >= 1; rows--) {
+    const need = decodeWorkgroupBytes({ ...plan.sizes, rows, tileKv: plan.tile.kv });
+    if (need <= limit) return rows;
+  }
+  throw new RangeError(
+    `Cannot run ${
+      label(plan)
+    }: head dims ${plan.sizes.headDim}/${plan.sizes.valueDim} must fit the device's maxComputeWorkgroupStorageSize ${limit} with one row`,
+  );
+}
+
+async function compilePaged(compiler: KernelCompiler, plan: KernelPlan): Promise<Kernels> {
+  const { pipelines, device } = compiler;
+  const rows = workgroupRows(plan, device.limits.maxComputeWorkgroupStorageSize);
+  const source = decodeWgsl({
+    headDim: plan.sizes.headDim,
+    valueDim: plan.sizes.valueDim,
+    dtype: plan.dtype,
+    mask: plan.mask,
+    scoreMod: plan.scoreMod,
+    sinkLogits: plan.sinkLogits,
+    rows,
+    tileKv: plan.tile.kv,
+    vec: flashVecAligned(plan),
+    paged: true,
+  });
+  const merge = plan.splits > 1
+    ? pipelines.get(`merge states: ${label(plan)}`, mergeStatesWgsl(plan))
+    : undefined;
+  const pack = plan.dtype === "f16" ? pipelines.get("pack f16", packF16Wgsl()) : undefined;
+  return {
+    flash: await pipelines.get(`paged: ${label(plan)}`, source),
+    merge: await merge,
+    pack: await pack,
+  };
+}
+
+/** A paged plan's pipelines, compiled once per plan object (shared cache with other plans). */
+export function pagedKernels(compiler: KernelCompiler, plan: KernelPlan): Promise<Kernels> {
+  let kernels = compiler.compiled.get(plan);
+  if (!kernels) {
+    kernels = compilePaged(compiler, plan);
+    kernels.catch(() => compiler.compiled.delete(plan));
+    compiler.compiled.set(plan, kernels);
+  }
+  return kernels;
+}
+
+/**
+ * The block tables and lengths as the kernel reads them: `[blockSize, maxBlocks, queryLengthsAt,
+ * lengthsAt, tablesAt]`, then the three arrays (released blocks, -1, become `0xffffffff`).
+ */
+function pageWords(plan: KernelPlan, pages: CheckedPages): Uint32Array {
+  const batch = plan.sizes.batch, { blockSize, maxBlocks } = plan.paging!;
+  const header = 5, words = new Uint32Array(header + 2 * batch + pages.tables.length);
+  words.set([blockSize, maxBlocks, header, header + batch, header + 2 * batch]);
+  words.set(pages.queryLengths, header);
+  words.set(pages.lengths, header + batch);
+  words.set(
+    new Uint32Array(pages.tables.buffer, pages.tables.byteOffset, pages.tables.length),
+    header + 2 * batch,
+  );
+  return words;
+}
+
+/** What a paged run needs. */
+export interface PagedRequest extends KernelCompiler {
+  readonly pool: BufferPool;
+  readonly uniformPool: UniformPool;
+  readonly plan: KernelPlan;
+  readonly pages: CheckedPages;
+  readonly inputs: { readonly q: GPUBuffer; readonly k: GPUBuffer; readonly v: GPUBuffer };
+}
+
+/** Encodes, submits and checks one paged run; resolves to `out` (and `lse` when planned). */
+export async function encodePaged(
+  req: PagedRequest,
+): Promise<{ out: GPUBuffer; lse?: GPUBuffer }> {
+  const { device, pool, plan, inputs } = req;
+  const { batch, heads, qLen, valueDim } = plan.sizes;
+  const name = label(plan);
+  const bound = {
+    1: tensorBinding(device, name, "q", plan.q, inputs.q),
+    2: tensorBinding(device, name, "k pool", plan.k, inputs.k),
+    3: tensorBinding(device, name, "v pool", plan.v, inputs.v),
+  };
+  const rowCount = batch * heads * qLen, splits = plan.splits;
+  const outBytes = 4 * rowCount * valueDim;
+  checkBinding(device, name, "out", outBytes);
+  checkBinding(device, name, `${splits} key splits' states`, splits > 1 ? splits * outBytes : 0);
+  const kernels = await pagedKernels(req, plan);
+  const rows = workgroupRows(plan, device.limits.maxComputeWorkgroupStorageSize);
+
+  device.pushErrorScope("out-of-memory");
+  device.pushErrorScope("validation");
+  const temporaries: GPUBuffer[] = [], uniforms: GPUBuffer[] = [];
+  const uniform = (data: ArrayBuffer) => {
+    const buffer = req.uniformPool.upload(data);
+    uniforms.push(buffer);
+    return buffer;
+  };
+  const outF32 = pool.acquire(Math.max(4, outBytes), `out: ${name}`);
+  const lse = pool.acquire(Math.max(4, 4 * rowCount), `lse: ${name}`);
+  if (!plan.outputs.lse) temporaries.push(lse);
+  const words = pageWords(plan, req.pages);
+  const tables = pool.acquire(4 * words.length, `block tables: ${name}`);
+  device.queue.writeBuffer(tables, 0, words);
+  temporaries.push(tables);
+  const [partOut, partLse] = splits > 1
+    ? [
+      pool.acquire(Math.max(4, splits * outBytes), `split states: ${name}`),
+      pool.acquire(Math.max(4, 4 * splits * rowCount), `split lse: ${name}`),
+    ]
+    : [outF32, lse];
+  if (splits > 1) temporaries.push(partOut, partLse);
+  const encoder = device.createCommandEncoder({ label: name });
+  const pass = encoder.beginComputePass({ label: name });
+  const table = modifierLiterals(plan.mask, plan.scoreMod, plan.sinkLogits);
+  const lits: Bindings = table.values.length
+    ? { [LITERALS_BINDING]: uniform(literalWords(table).buffer as ArrayBuffer) }
+    : {};
+  const units = (batch * heads) / plan.pack, rowTiles = Math.ceil((qLen * plan.pack) / rows);
+  let params: GPUBuffer | undefined;
+  for (let base = 0; base < units && rowTiles > 0; base += UNITS_PER_PASS) {
+    params = uniform(paramsData(plan, { rows: rowTiles, cols: 0, headBase: base }));
+    dispatch(
+      device,
+      pass,
+      kernels.flash!,
+      { 0: params, ...bound, ...lits, 4: tables, 5: partOut, 6: partLse },
+      [rowTiles, Math.min(UNITS_PER_PASS, units - base), splits],
+    );
+  }
+  if (kernels.merge && params) {
+    dispatch(
+      device,
+      pass,
+      kernels.merge,
+      { 0: params, 3: partLse, 4: partOut, 5: outF32, 6: lse, ...(plan.sinkLogits ? lits : {}) },
+      grid(Math.ceil((rowCount * Math.max(1, valueDim)) / MERGE_THREADS)),
+    );
+  }
+  let out = outF32;
+  if (kernels.pack) {
+    const elements = rowCount * valueDim;
+    out = pool.acquire(Math.max(4, 2 * (elements + (elements & 1))), `out f16: ${name}`);
+    temporaries.push(outF32);
+    const count = uniform(new Uint32Array([elements, 0, 0, 0]).buffer);
+    if (elements > 0) {
+      dispatch(device, pass, kernels.pack, { 0: outF32, 1: out, 2: count }, [
+        ...grid(Math.ceil(Math.ceil(elements / 2) / 256)),
+      ]);
+    }
+  }
+  await submitChecked(device, pass, encoder, name, {
+    pool,
+    uniformPool: req.uniformPool,
+    temporaries,
+    uniforms,
+    results: [out, ...(plan.outputs.lse ? [lse] : [])],
+  });
+  return { out, ...(plan.outputs.lse ? { lse } : {}) };
+}
