@@ -7,7 +7,16 @@
  */
 import fc from "fast-check";
 import { assertEquals, assertLessOrEqual } from "@std/assert";
-import { attention, causal, compose, groupHeads, mask, slice } from "../core/mod.ts";
+import {
+  attention,
+  causal,
+  compose,
+  groupHeads,
+  linearStateShape,
+  mask,
+  slice,
+} from "../core/mod.ts";
+import { repeatKvHeads } from "./_gqa.ts";
 import { linear, type LinearOptions } from "../variants/mod.ts";
 import type { Backend, Tensor } from "../backends/backend.ts";
 import { linearAttend } from "../linear_attend.ts";
@@ -103,14 +112,15 @@ export function options(p: Problem): LinearOptions {
   return { decay: p.decay, chunk: p.chunk, normalize: p.normalize };
 }
 
-/** Runs a problem; returns out and the state. */
+/** Runs a problem (on `given` data, from an input state, when given); returns out and the state. */
 export async function run(
   backend: Backend,
   p: Problem,
   overrides: Partial<Problem> = {},
+  given: { data?: ProblemData; state?: Float32Array } = {},
 ): Promise<{ out: Float32Array; state: Float32Array; data: ProblemData }> {
   const q = { ...p, ...overrides };
-  const data = dataOf(q);
+  const data = given.data ?? dataOf(q);
   const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = q.shape;
   const make = (x: Float32Array, shape: number[]) =>
     q.bnhd ? bnhdTensor(backend, x, shape, q.dtype) : backend.tensor(x, shape, q.dtype);
@@ -126,7 +136,8 @@ export async function run(
   )(attention(t.q, t.k, t.v));
   const plan = backend.plan(spec);
   assertEquals(plan.family, "linear");
-  const result = await backend.run(plan, t);
+  const input = given.state && backend.tensor(given.state, linearStateShape(plan));
+  const result = await backend.run(plan, { ...t, ...(input ? { state: input } : {}) });
   const [out, state] = await backend.readMany([result.out, result.state!]);
   return { out, state, data };
 }
@@ -253,6 +264,50 @@ export function linearPropertyTests(
         } else if (n > 0) {
           assertLessOrEqual(maxAbsError(outs.at(-1)!, whole.out), tolerance(whole.out, "f32"));
         }
+      }),
+      { numRuns: runs(60), verbose: true },
+    );
+  });
+
+  Deno.test(`${name}: GQA equals MHA on repeated KV heads (outputs and states; decays equal or not within a group; with an input state)`, async () => {
+    const arb = fc.record({
+      p: problemArb,
+      group: fc.integer({ min: 2, max: 3 }),
+      sameDecay: fc.boolean(),
+      withState: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(arb, async ({ p: base, group, sameDecay, withState }) => {
+        const heads = base.shape.kvHeads * group;
+        const shape = { ...base.shape, heads };
+        const decay = base.decay &&
+          Array.from(
+            { length: heads },
+            (_, h) =>
+              sameDecay
+                ? base.decay![Math.floor(h / group) % base.decay!.length]
+                : 0.4 + 0.1 * (h % 6),
+          );
+        const gqa = { ...base, shape, decay };
+        const mha = { ...gqa, shape: { ...shape, kvHeads: heads } };
+        const data = dataOf(gqa);
+        const repeated = {
+          ...data,
+          k: repeatKvHeads(data.k, shape, shape.headDim),
+          v: repeatKvHeads(data.v, shape, shape.valueDim),
+        };
+        const features = typeof base.map.map === "object" && "features" in base.map.map
+          ? base.map.map.features
+          : shape.headDim;
+        // A causal state needs no more queries than keys (see checkRunInputs).
+        const state = withState && (!base.causal || shape.qLen <= shape.kvLen)
+          ? randomData(shape.batch * heads * features * (shape.valueDim + 1), base.seed + 9)
+            .map(Math.abs)
+          : undefined;
+        const a = await run(backend, gqa, {}, { data, state });
+        const b = await run(backend, mha, {}, { data: repeated, state });
+        assertLessOrEqual(maxAbsError(a.out, b.out), tolerance(b.out, "f32"), "out");
+        assertLessOrEqual(maxAbsError(a.state, b.state), tolerance(b.state, "f32"), "state");
       }),
       { numRuns: runs(60), verbose: true },
     );

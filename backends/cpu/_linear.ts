@@ -66,12 +66,17 @@ function featuresOf(plan: KernelPlan): Features {
   }
 }
 
-/** Per-run buffers and sizes of one head's work. */
+/** Per-run buffers and sizes of one query head's work. */
 interface Head {
   readonly features: number;
   readonly valueDim: number;
-  /** `F × (Dv + 1)`: `S` with `z` in the last column. */
+  /**
+   * `F × (Dv + 1)`: `S` with `z` in the last column, over this call's keys so far, from zero:
+   * shared by the query heads of a KV head whose decays are equal.
+   */
   readonly state: Float64Array;
+  /** The input state of this query head (the keys of earlier calls), if any. */
+  readonly carried?: Float64Array;
   readonly phiQ: Float64Array;
   readonly phiK: Float64Array;
   readonly values: Float32Array;
@@ -81,17 +86,26 @@ interface Head {
   readonly out: KernelContext["out"];
 }
 
-/** Starts query row `i`'s sums with the state scaled by `g`: `row = g · φ(q_i)ᵀ [S | z]`. */
-function readState(h: Head, i: number, g: number): void {
-  const { features, valueDim, state, phiQ, row } = h;
+/** Adds `g · φ(q_i)ᵀ m` to row `i`'s sums. */
+function addState(h: Head, m: Float64Array, i: number, g: number): void {
+  const { features, valueDim, phiQ, row } = h;
   const width = valueDim + 1;
-  row.fill(0);
   if (g === 0) return;
   for (let f = 0; f < features; f++) {
     const a = phiQ[i * features + f] * g;
     const base = f * width;
-    for (let d = 0; d < width; d++) row[d] += a * state[base + d];
+    for (let d = 0; d < width; d++) row[d] += a * m[base + d];
   }
+}
+
+/**
+ * Starts query row `i`'s sums from the state before its chunk: this call's keys decayed by `g`,
+ * the input state by `gIn` (it has been decayed by every key since).
+ */
+function readState(h: Head, i: number, g: number, gIn: number): void {
+  h.row.fill(0);
+  addState(h, h.state, i, g);
+  if (h.carried) addState(h, h.carried, i, gIn);
 }
 
 /** Adds key `j` with weight `w · φ(q_i)·φ(k_j)` to row `i`'s sums. */
@@ -111,9 +125,17 @@ function finish(h: Head, at: number): void {
   for (let d = 0; d < valueDim; d++) h.out[at + d] = row[d] * scale;
 }
 
-/** Folds keys `from..to-1` into the state, key `j` weighted `γ^(to−1−j)`, after decaying it by `γ^(to−from)`. */
-function fold(h: Head, from: number, to: number, powers: Float64Array): void {
-  const { features, valueDim, state, phiK, values } = h;
+/** Folds keys `from..to-1` into `state`, key `j` weighted `γ^(to−1−j)`, after decaying it by `γ^(to−from)`. */
+function fold(
+  state: Float64Array,
+  phiK: Float64Array,
+  values: Float32Array,
+  shape: { features: number; valueDim: number },
+  range: [number, number],
+  powers: Float64Array,
+): void {
+  const { features, valueDim } = shape;
+  const [from, to] = range;
   const width = valueDim + 1;
   const g = powers[to - from];
   if (g !== 1) { for (let e = 0; e < state.length; e++) state[e] *= g; }
@@ -129,8 +151,28 @@ function fold(h: Head, from: number, to: number, powers: Float64Array): void {
 }
 
 /**
+ * The query heads that share one key-side state: those of a KV head when their decays are equal
+ * (the state `Σ γ^(p−j) φ(k_j) v_jᵀ` depends only on the keys, values and γ), else each alone.
+ */
+export function stateSharers(
+  heads: number,
+  kvHeads: number,
+  decay?: readonly number[],
+): number[][] {
+  const group = heads / kvHeads;
+  const sets: number[][] = [];
+  for (let kh = 0; kh < kvHeads; kh++) {
+    const members = Array.from({ length: group }, (_, i) => kh * group + i);
+    const same = !decay || members.every((h) => decay[h] === decay[members[0]]);
+    sets.push(...(same ? [members] : members.map((h) => [h])));
+  }
+  return sets;
+}
+
+/**
  * Runs linear attention into `ctx.out`, going on from `state` when given; returns the state after
- * this call's keys, `[B, Hq, F, Dv + 1]`.
+ * this call's keys, `[B, Hq, F, Dv + 1]`. The key-side work (features, folding keys into the
+ * state) runs once per set of query heads that share it (GQA: once per KV head).
  */
 export function runLinear(ctx: KernelContext, state?: Tensor): Float32Array {
   const { plan } = ctx;
@@ -138,6 +180,7 @@ export function runLinear(ctx: KernelContext, state?: Tensor): Float32Array {
   const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
   const features = featureCount(n.featureMap, headDim);
   const width = valueDim + 1;
+  const shape = { features, valueDim };
   const phi = featuresOf(plan);
   const causal = isCausal(plan.mask);
   const chunk = plan.tile.kv;
@@ -145,49 +188,65 @@ export function runLinear(ctx: KernelContext, state?: Tensor): Float32Array {
   const phiK = new Float64Array(kvLen * features);
   const group = heads / kvHeads;
   const powers = new Float64Array(chunk + 1);
+  const sets = stateSharers(heads, kvHeads, n.decay);
   let phiKOf = -1;
   for (let b = 0; b < batch; b++) {
-    for (let hq = 0; hq < heads; hq++) {
-      const kv = ctx.keysValues(b, hq);
-      const kvHead = b * kvHeads + Math.floor(hq / group);
+    for (const set of sets) {
+      const kv = ctx.keysValues(b, set[0]);
+      const kvHead = b * kvHeads + Math.floor(set[0] / group);
       if (phiKOf !== kvHead) phi(kv.keys, kvLen, phiK), phiKOf = kvHead;
-      const phiQ = new Float64Array(qLen * features);
-      phi(ctx.queries(b, hq), qLen, phiQ);
-      const h: Head = {
-        features,
-        valueDim,
-        state: new Float64Array(features * width),
-        phiQ,
-        phiK,
-        values: kv.values,
-        row: new Float64Array(width),
-        normalize: n.normalize,
-        epsilon: n.epsilon,
-        out: ctx.out,
-      };
-      if (state) h.state.set(gatherHead(state, b, hq));
-      const gamma = n.decay?.[hq] ?? 1;
+      const shared = new Float64Array(features * width);
+      const members: Head[] = set.map((hq) => {
+        const phiQ = new Float64Array(qLen * features);
+        phi(ctx.queries(b, hq), qLen, phiQ);
+        return {
+          features,
+          valueDim,
+          state: shared,
+          ...(state ? { carried: Float64Array.from(gatherHead(state, b, hq)) } : {}),
+          phiQ,
+          phiK,
+          values: kv.values,
+          row: new Float64Array(width),
+          normalize: n.normalize,
+          epsilon: n.epsilon,
+          out: ctx.out,
+        };
+      });
+      const gamma = n.decay?.[set[0]] ?? 1;
       for (let t = 0; t <= chunk; t++) powers[t] = gamma ** t;
-      const outAt = (i: number) => ((b * heads + hq) * qLen + i) * valueDim;
+      const outAt = (hq: number, i: number) => ((b * heads + hq) * qLen + i) * valueDim;
       if (!causal) {
-        for (let c = 0; c < kvLen; c += chunk) fold(h, c, Math.min(c + chunk, kvLen), powers);
-        if (kvLen > 0 || state) {
-          for (let i = 0; i < qLen; i++) readState(h, i, 1), finish(h, outAt(i));
+        for (let c = 0; c < kvLen; c += chunk) {
+          fold(shared, phiK, kv.values, shape, [c, Math.min(c + chunk, kvLen)], powers);
         }
+        members.forEach((h, m) => {
+          if (kvLen === 0 && !state) return;
+          for (let i = 0; i < qLen; i++) readState(h, i, 1, 1), finish(h, outAt(set[m], i));
+        });
       } else {
         const offset = kvLen - qLen;
         for (let c = 0; c < kvLen; c += chunk) {
           const end = Math.min(c + chunk, kvLen);
-          for (let i = Math.max(0, c - offset); i < Math.min(qLen, end - offset); i++) {
-            const p = offset + i;
-            readState(h, i, powers[p - c + 1]);
-            for (let j = c; j <= p; j++) addKey(h, i, j, powers[p - j]);
-            finish(h, outAt(i));
-          }
-          fold(h, c, end, powers);
+          members.forEach((h, m) => {
+            for (let i = Math.max(0, c - offset); i < Math.min(qLen, end - offset); i++) {
+              const p = offset + i;
+              readState(h, i, powers[p - c + 1], gamma ** (p + 1));
+              for (let j = c; j <= p; j++) addKey(h, i, j, powers[p - j]);
+              finish(h, outAt(set[m], i));
+            }
+          });
+          fold(shared, phiK, kv.values, shape, [c, end], powers);
         }
       }
-      next.set(h.state, (b * heads + hq) * features * width);
+      // The new state: this call's keys, plus the input state decayed by all of them.
+      const decayed = gamma ** kvLen;
+      members.forEach((h, m) => {
+        const at = (b * heads + set[m]) * features * width;
+        for (let e = 0; e < shared.length; e++) {
+          next[at + e] = shared[e] + (h.carried ? decayed * h.carried[e] : 0);
+        }
+      });
     }
   }
   return next;

@@ -187,6 +187,18 @@ function performerBuffer(
   return buffer;
 }
 
+/**
+ * Query heads per key-side state: a KV head's group when their decays are equal (the state over
+ * keys depends only on the keys, values and decay), else 1.
+ */
+function stateSharers(plan: KernelPlan): number {
+  const { heads, kvHeads } = plan.sizes;
+  const group = kvHeads > 0 ? heads / kvHeads : 1;
+  const decay = normalizerOf(plan).decay;
+  const equal = !decay || decay.every((g, h) => g === decay[h - (h % group)]);
+  return equal ? group : 1;
+}
+
 /** The linear uniform block for a dispatch of `total` invocations. */
 function linearData(
   plan: KernelPlan,
@@ -201,6 +213,7 @@ function linearData(
     total,
     normalize: n.normalize ? 1 : 0,
     has_state: state ? 1 : 0,
+    sharers: stateSharers(plan),
   };
   if (state) {
     values.s_off = state.offset;
@@ -231,7 +244,9 @@ export async function encodeLinear(req: LinearRequest): Promise<LinearResult> {
   const chunk = plan.tile.kv;
   const chunks = Math.ceil(kvLen / chunk);
   const stateEntries = batch * heads * features * (valueDim + 1);
-  const workEntries = stateEntries * chunks;
+  // One key-side state per `sharers` query heads (GQA with equal decays: per KV head).
+  const sharedEntries = stateEntries / Math.max(1, stateSharers(plan));
+  const workEntries = sharedEntries * chunks;
   const elements = batch * heads * qLen * valueDim;
   const scoreEntries = causal ? batch * heads * qLen * chunk : 0;
   const q = tensorBinding(device, label, "q", plan.q, inputs.q);
@@ -330,7 +345,7 @@ export async function encodeLinear(req: LinearRequest): Promise<LinearResult> {
   run(kernels.chunks, workEntries, { ...kRows, 3: v, [db]: decay, [wb]: work });
   // Without an input state the scan never reads its binding: any small buffer stands in.
   const stateBinding = stateIn ?? temporary(16, "no state");
-  run(kernels.scan, stateEntries, { [db]: decay, [wb]: work, [sb]: stateBinding, [ob]: state });
+  run(kernels.scan, sharedEntries, { [db]: decay, [wb]: work, [sb]: stateBinding, [ob]: state });
   if (kernels.scores) {
     const scores = temporary(4 * scoreEntries, "scores");
     run(kernels.scores, scoreEntries, {
@@ -344,6 +359,7 @@ export async function encodeLinear(req: LinearRequest): Promise<LinearResult> {
       3: v,
       [db]: decay,
       [wb]: work,
+      [sb]: stateBinding,
       [LINEAR_BINDINGS.scores]: scores,
       [ob]: outF32,
     });

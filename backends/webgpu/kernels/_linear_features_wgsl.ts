@@ -33,7 +33,8 @@ export const LINEAR_BINDINGS = {
 /**
  * Fields of the linear uniform block, in order (u32 but `epsilon`): keys per chunk, chunks,
  * invocations of the dispatch, whether to normalize, whether an input state is bound, its offset
- * and strides.
+ * and strides, and how many consecutive query heads share one key-side state (`sharers`: the
+ * group size for GQA when their decays are equal, else 1).
  */
 export const LINEAR_FIELDS = [
   "chunk",
@@ -47,7 +48,7 @@ export const LINEAR_FIELDS = [
   "s_sf",
   "s_sc",
   "epsilon",
-  "pad0",
+  "sharers",
 ] as const;
 
 /** Invocations per workgroup of every linear pass. */

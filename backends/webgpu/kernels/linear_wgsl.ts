@@ -1,18 +1,21 @@
 /**
  * The linear kernel family (see `linear()`), as three passes over chunks of `C` keys, each with
- * its own state `[S | z]` of `F × (Dv + 1)` entries per (batch, query head):
+ * its own state `[S | z]` of `F × (Dv + 1)` entries per (batch, state head). The key-side state
+ * depends only on the keys, values and decay, so the `sharers` query heads of a KV head with
+ * equal decays share one state head (GQA: the key-side work runs once per KV head):
  * 1. chunk states: every chunk's keys folded on their own, key `j` weighted `γ^(end−1−j)` — one
  *    invocation per (chunk, state entry), `C` steps each;
- * 2. scan: per (batch, head, state entry), the chunks in order, replacing each chunk's state by
- *    the state of every key before it (the input state first), and writing the state after all
- *    keys as the new state — `Nk / C` steps each;
+ * 2. scan: per (batch, state head, state entry), the chunks in order, replacing each chunk's state
+ *    by the state of this call's keys before it, and writing each sharing query head's new state
+ *    (its input state decayed by `γ^Nk`, plus this call's keys) — `Nk / C` steps each;
  * 3. output: per (query row, value column), `φ(q_i)ᵀ` times the state before the row's chunk
- *    decayed to its position, plus the earlier keys of its own chunk weighted by their scores
- *    (causal: a scores pass writes them first, `C` per query row);
- *    or `φ(q_i)ᵀ` times the final state (non-causal); over `φ(q_i)ᵀ z + ε` when normalizing.
+ *    decayed to its position and the head's input state decayed by `γ^(p+1)`, plus the earlier
+ *    keys of its own chunk weighted by their scores (causal: a scores pass writes them first, `C`
+ *    per query row); or `φ(q_i)ᵀ` times the final state (non-causal); over `φ(q_i)ᵀ z + ε` when
+ *    normalizing.
  * Every pass is parallel over heads and state entries or rows, and loops at most
  * `max(C, 2F + C, Nk / C)` times per invocation. Memory: one state per chunk
- * (`B·Hq·⌈Nk/C⌉·F·(Dv+1)` f32) and `C` scores per query row; no Nq×Nk buffer.
+ * (`B·Hs·⌈Nk/C⌉·F·(Dv+1)` f32, `Hs` state heads) and `C` scores per query row; no Nq×Nk buffer.
  * @module
  */
 import {
@@ -36,6 +39,11 @@ function common(params: LinearParams, workAccess: "read" | "read_write"): string
   const { decay, work } = LINEAR_BINDINGS;
   return `${linearHeader(params)}@group(0) @binding(${decay}) var<storage, read> decay: array<f32>;
 @group(0) @binding(${work}) var<storage, ${workAccess}> work: array<f32>;
+@group(0) @binding(${LINEAR_BINDINGS.stateIn}) var<storage, read> state_in: array<f32>;
+fn state_heads() -> u32 { return p.heads / lp.sharers; }
+fn input_state(b: u32, h: u32, fw: u32) -> f32 {
+  return state_in[lp.s_off + b * lp.s_sb + h * lp.s_sh + (fw / W) * lp.s_sf + (fw % W) * lp.s_sc];
+}
 fn value(b: u32, hk: u32, j: u32, c: u32) -> f32 {
   if (c >= DV) { return 1.0; }
   return load_v(p.v_off + b * p.v_sb + hk * p.v_sh + j * p.v_sn + c * p.v_sd);
@@ -44,7 +52,7 @@ fn value(b: u32, hk: u32, j: u32, c: u32) -> f32 {
 }
 
 /**
- * Pass 1: invocation `e` of `B·Hq·T·F·W` (entries fastest) writes chunk `t`'s own state entry
+ * Pass 1: invocation `e` of `B·Hs·T·F·W` (entries fastest) writes chunk `t`'s own state entry
  * `(f, c)`: `Σ_j γ^(end−1−j) φ(k_j)[f]·v_j[c]` (`v_j[Dv] = 1`) into `work[e]`.
  */
 export function chunkStatesWgsl(params: LinearParams): string {
@@ -56,9 +64,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let c = e % W;
   let f = (e / W) % F;
   let t = (e / (W * F)) % lp.chunks;
-  let bh = e / (W * F * lp.chunks);
-  let h = bh % p.heads;
-  let b = bh / p.heads;
+  let bs = e / (W * F * lp.chunks);
+  let h = (bs % state_heads()) * lp.sharers;
+  let b = bs / state_heads();
   let hk = h / p.group;
   let g = decay[h];
   let start = t * lp.chunk;
@@ -73,39 +81,39 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 }
 
 /**
- * Pass 2: invocation `e` of `B·Hq·F·W` scans its entry over the chunks: chunk `t`'s slot gets
- * the state before it, then the running state is decayed by `γ^len(t)` and gains chunk `t`'s
- * own. The input state (read through its strides) starts it; the end is the new state, written
- * `[B, Hq, F, W]` contiguous at `state_out[e]`.
+ * Pass 2: invocation `e` of `B·Hs·F·W` scans its entry over the chunks: chunk `t`'s slot gets
+ * the state of this call's keys before it, then the running state is decayed by `γ^len(t)` and
+ * gains chunk `t`'s own. Each sharing query head's new state, its input state (read through its
+ * strides) decayed by `γ^Nk` plus the end, is written `[B, Hq, F, W]` contiguous.
  */
 export function scanWgsl(params: LinearParams): string {
-  const { stateIn, out } = LINEAR_BINDINGS;
+  const { out } = LINEAR_BINDINGS;
   return `${
     common(params, "read_write")
-  }@group(0) @binding(${stateIn}) var<storage, read> state_in: array<f32>;
-@group(0) @binding(${out}) var<storage, read_write> state_out: array<f32>;
+  }@group(0) @binding(${out}) var<storage, read_write> state_out: array<f32>;
 @compute @workgroup_size(${LINEAR_WORKGROUP})
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let e = invocation(id);
   if (e >= lp.total) { return; }
   let fw = e % (F * W);
-  let bh = e / (F * W);
-  let h = bh % p.heads;
-  let g = decay[h];
+  let bs = e / (F * W);
+  let b = bs / state_heads();
+  let h0 = (bs % state_heads()) * lp.sharers;
+  let g = decay[h0];
   var s = 0.0;
-  if (lp.has_state == 1u) {
-    let at = lp.s_off + (bh / p.heads) * lp.s_sb + h * lp.s_sh + (fw / W) * lp.s_sf +
-      (fw % W) * lp.s_sc;
-    s = state_in[at];
-  }
   for (var t = 0u; t < lp.chunks; t++) {
-    let at = (bh * lp.chunks + t) * F * W + fw;
+    let at = (bs * lp.chunks + t) * F * W + fw;
     let own = work[at];
     work[at] = s;
     let len = min(lp.chunk, p.kv_len - t * lp.chunk);
     s = s * pow(g, f32(len)) + own;
   }
-  state_out[e] = s;
+  let all = pow(g, f32(p.kv_len));
+  for (var m = 0u; m < lp.sharers; m++) {
+    var carried = 0.0;
+    if (lp.has_state == 1u) { carried = all * input_state(b, h0 + m, fw); }
+    state_out[(b * p.heads + h0 + m) * F * W + fw] = s + carried;
+  }
 }
 `;
 }
@@ -159,7 +167,7 @@ function causalBody(): string {
   let t = pos / lp.chunk;
   let start = t * lp.chunk;
   let g = decay[h];
-  let at = (bh * lp.chunks + t) * F * W;
+  let at = ((b * state_heads() + h / lp.sharers) * lp.chunks + t) * F * W;
   for (var f = 0u; f < F; f++) {
     let a = phi_q(qr, f);
     num += a * work[at + f * W + c];
@@ -168,6 +176,14 @@ function causalBody(): string {
   let carried = pow(g, f32(pos - start + 1u));
   num *= carried;
   den *= carried;
+  if (lp.has_state == 1u) {
+    let earlier = pow(g, f32(pos + 1u));
+    for (var f = 0u; f < F; f++) {
+      let a = phi_q(qr, f) * earlier;
+      num += a * input_state(b, h, f * W + c);
+      den += a * input_state(b, h, f * W + DV);
+    }
+  }
   let hk = h / p.group;
   let row = (bh * p.q_len + i) * lp.chunk;
   for (var j = start; j <= pos; j++) {
