@@ -53,6 +53,18 @@ export function refuseWithLinear(spec: AttentionSpec, caps: BackendCaps): void {
   }
 }
 
+/**
+ * Consecutive query heads that share one key-side state (`Σ γ^(p−j) φ(k_j) v_jᵀ`, `z`): it
+ * depends only on the keys, values and decay (φ is the same for every head, Performer's matrix
+ * included), so a KV head's whole group shares it when the decays are equal within every group;
+ * else each query head keeps its own.
+ */
+export function stateSharers(n: LinearNormalizer, heads: number, kvHeads: number): number {
+  const group = kvHeads > 0 ? heads / kvHeads : 1;
+  const decay = n.decay;
+  return !decay || decay.every((g, h) => g === decay[h - (h % group)]) ? group : 1;
+}
+
 /** Checks the normalizer against the sizes; returns the chunk and why. */
 export function linearChunk(
   spec: AttentionSpec & { readonly normalizer: LinearNormalizer },

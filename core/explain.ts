@@ -7,7 +7,7 @@ import { planLayout } from "./plan_layout.ts";
 import { tileListsBytes } from "./tile_lists.ts";
 import { hierarchyCounts, summaryCount } from "./hierarchy.ts";
 import { featureCount, linearCounts } from "./linear.ts";
-import { isCausal } from "./_linear_lower.ts";
+import { isCausal, stateSharers } from "./_linear_lower.ts";
 
 /** What a plan costs. */
 export interface PlanReport {
@@ -198,27 +198,33 @@ function explainHierarchy(plan: KernelPlan): PlanReport {
 }
 
 /**
- * Linear attention's cost: the features of every row (Performer: a `D`-long product each), the
- * state products (`F·Dv` per key folded in and per query read out, `F` more for `z`), and for
- * causal plans the pairs scored inside chunks (`F + Dv` each). Nothing grows with `Nq·Nk`: the
+ * Linear attention's cost: the features of every query row and (once per KV head) key row
+ * (Performer: a `D`-long product each), the state products (`F·Dv` per query read out and per key
+ * folded in, the latter once per state head, `F` more for `z`), and for causal plans the pairs
+ * scored inside chunks (`F + Dv` each). Nothing grows with `Nq·Nk`: the
  * scratch is one head's state, a chunk's scores and its rows' features. Density is the share of
  * `Nq×Nk` pairs that reach the output.
  */
 function explainLinear(plan: KernelPlan): PlanReport {
-  const { batch, heads, qLen, kvLen, headDim, valueDim } = plan.sizes;
+  const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
   const n = plan.normalizer as Exclude<KernelPlan["normalizer"], "softmax">;
   const features = featureCount(n.featureMap, headDim);
   const chunk = plan.tile.kv;
   const causal = isCausal(plan.mask);
   const c = linearCounts(qLen, kvLen, features, chunk, causal);
   const perFeature = n.featureMap.kind === "performer" ? 2 * headDim + 2 : 1;
-  const perHead = c.features * perFeature + 2 * c.stateRows * features * (valueDim + 1) +
+  const width = valueDim + 1;
+  // Query rows per query head; key features per KV head; keys folded per state head (GQA: per
+  // KV head, unless decays differ within a group).
+  const perQueryHead = qLen * features * (perFeature + 2 * width) +
     2 * c.intraPairs * (features + valueDim);
-  const flops = batch * heads * perHead;
+  const stateHeads = heads / Math.max(1, stateSharers(n, heads, kvHeads));
+  const flops = batch * (heads * perQueryHead + kvHeads * kvLen * features * perFeature +
+    stateHeads * 2 * kvLen * features * width);
   const bytes = plan.dtype === "f16" ? 2 : 4;
   const state = 4 * batch * heads * features * (valueDim + 1);
   const io = bytes * batch * heads * qLen * (headDim + valueDim);
-  const bytesMoved = io + bytes * batch * plan.sizes.kvHeads * kvLen * (headDim + valueDim) +
+  const bytesMoved = io + bytes * batch * kvHeads * kvLen * (headDim + valueDim) +
     2 * state;
   const scratchBytes = 8 * (features * (valueDim + 1) + chunk * chunk + 2 * chunk * features);
   let visible = qLen * kvLen;

@@ -10,7 +10,7 @@
 import { compileExpr } from "../../core/evaluate.ts";
 import { featureCount, featureExpr, type LinearNormalizer } from "../../core/linear.ts";
 import { performerMatrix } from "../../core/performer_matrix.ts";
-import { isCausal } from "../../core/_linear_lower.ts";
+import { isCausal, stateSharers } from "../../core/_linear_lower.ts";
 import type { KernelPlan } from "../../core/lower.ts";
 import type { Tensor } from "../backend.ts";
 import type { KernelContext } from "./_kernel_context.ts";
@@ -151,25 +151,6 @@ function fold(
 }
 
 /**
- * The query heads that share one key-side state: those of a KV head when their decays are equal
- * (the state `Σ γ^(p−j) φ(k_j) v_jᵀ` depends only on the keys, values and γ), else each alone.
- */
-export function stateSharers(
-  heads: number,
-  kvHeads: number,
-  decay?: readonly number[],
-): number[][] {
-  const group = heads / kvHeads;
-  const sets: number[][] = [];
-  for (let kh = 0; kh < kvHeads; kh++) {
-    const members = Array.from({ length: group }, (_, i) => kh * group + i);
-    const same = !decay || members.every((h) => decay[h] === decay[members[0]]);
-    sets.push(...(same ? [members] : members.map((h) => [h])));
-  }
-  return sets;
-}
-
-/**
  * Runs linear attention into `ctx.out`, going on from `state` when given; returns the state after
  * this call's keys, `[B, Hq, F, Dv + 1]`. The key-side work (features, folding keys into the
  * state) runs once per set of query heads that share it (GQA: once per KV head).
@@ -188,7 +169,11 @@ export function runLinear(ctx: KernelContext, state?: Tensor): Float32Array {
   const phiK = new Float64Array(kvLen * features);
   const group = heads / kvHeads;
   const powers = new Float64Array(chunk + 1);
-  const sets = stateSharers(heads, kvHeads, n.decay);
+  const sharers = Math.max(1, stateSharers(n, heads, kvHeads));
+  const sets = Array.from(
+    { length: heads / sharers },
+    (_, s) => Array.from({ length: sharers }, (_, m) => s * sharers + m),
+  );
   let phiKOf = -1;
   for (let b = 0; b < batch; b++) {
     for (const set of sets) {

@@ -9,7 +9,7 @@
  * @module
  */
 import { featureCount, type LinearNormalizer } from "../../core/linear.ts";
-import { isCausal } from "../../core/_linear_lower.ts";
+import { isCausal, stateSharers } from "../../core/_linear_lower.ts";
 import type { KernelPlan } from "../../core/lower.ts";
 import { performerMatrix } from "../../core/performer_matrix.ts";
 import { UnsupportedSpecError } from "../../core/errors.ts";
@@ -187,16 +187,9 @@ function performerBuffer(
   return buffer;
 }
 
-/**
- * Query heads per key-side state: a KV head's group when their decays are equal (the state over
- * keys depends only on the keys, values and decay), else 1.
- */
-function stateSharers(plan: KernelPlan): number {
-  const { heads, kvHeads } = plan.sizes;
-  const group = kvHeads > 0 ? heads / kvHeads : 1;
-  const decay = normalizerOf(plan).decay;
-  const equal = !decay || decay.every((g, h) => g === decay[h - (h % group)]);
-  return equal ? group : 1;
+/** Query heads per key-side state (see `stateSharers` in core). */
+function sharersOf(plan: KernelPlan): number {
+  return stateSharers(normalizerOf(plan), plan.sizes.heads, plan.sizes.kvHeads);
 }
 
 /** The linear uniform block for a dispatch of `total` invocations. */
@@ -213,7 +206,7 @@ function linearData(
     total,
     normalize: n.normalize ? 1 : 0,
     has_state: state ? 1 : 0,
-    sharers: stateSharers(plan),
+    sharers: sharersOf(plan),
   };
   if (state) {
     values.s_off = state.offset;
@@ -245,7 +238,7 @@ export async function encodeLinear(req: LinearRequest): Promise<LinearResult> {
   const chunks = Math.ceil(kvLen / chunk);
   const stateEntries = batch * heads * features * (valueDim + 1);
   // One key-side state per `sharers` query heads (GQA with equal decays: per KV head).
-  const sharedEntries = stateEntries / Math.max(1, stateSharers(plan));
+  const sharedEntries = stateEntries / Math.max(1, sharersOf(plan));
   const workEntries = sharedEntries * chunks;
   const elements = batch * heads * qLen * valueDim;
   const scoreEntries = causal ? batch * heads * qLen * chunk : 0;

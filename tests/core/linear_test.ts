@@ -7,6 +7,7 @@ import {
   causal,
   compose,
   explain,
+  groupHeads,
   kernel,
   lower,
   mask,
@@ -136,4 +137,19 @@ Deno.test("performerMatrix() is fixed by its seed, orthogonal in blocks, and its
   const estimate = pq.reduce((s, a, f) => s + a * pk[f], 0);
   const exact = Math.exp(scale * q.reduce((s, a, d) => s + a * k[d], 0));
   assertLess(Math.abs(estimate / exact - 1), 0.03);
+});
+
+Deno.test("explain() counts a GQA linear plan's key-side work once per KV head, unless decays differ", () => {
+  const q = tensorDesc([1, 8, 512, 32]);
+  const kv = tensorDesc([1, 2, 512, 32]);
+  const flops = (decay: number | number[]) =>
+    explain(
+      lower(
+        compose(groupHeads(), mask(causal()), linear("elu", { decay }))(attention(q, kv, kv)),
+        cpuCaps,
+      ),
+    ).flops;
+  const shared = flops(0.9), own = flops([0.9, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]);
+  // Folding 512 keys into a 32 × 33 state: 2·512·32·33 per state head, 2 state heads against 8.
+  assertEquals(own - shared, (8 - 2) * 2 * 512 * 32 * 33);
 });
