@@ -77,3 +77,24 @@ Deno.test("lowRank() keeps masks over queries only, and refuses causal by name",
     "f must be the low-rank projection tensor [4,8]",
   );
 });
+
+Deno.test({
+  name: "webgpu: lowRank() at Nq = Nk = 2048 holds the projected rows, never an Nq×Nk buffer",
+  ignore: gpu === undefined,
+  fn: async () => {
+    const [n, d, rows] = [2048, 16, 32];
+    const x = gpu!.tensor(new Float32Array(n * d).fill(0.5), [1, 1, n, d]);
+    const e = gpu!.tensor(new Float32Array(rows * n).fill(1 / n), [rows, n]);
+    const spec = lowRank(e, e)(attention(x, x, x));
+    const plan = gpu!.plan(spec);
+    await gpu!.prepare(plan);
+    gpu!.resetPeak();
+    const before = gpu!.stats().liveBytes;
+    const { out } = await gpu!.run(plan, { q: x, k: x, v: x, e, f: e });
+    const y = await gpu!.read(out);
+    assert(Math.abs(y[0] - 0.5) < 1e-5, `got ${y[0]}`);
+    const extra = gpu!.stats().peakBytes - before;
+    assert(extra < n * n, `peak ${extra} bytes over the inputs: an Nq×Nk buffer is ${4 * n * n}`);
+    for (const t of [x, e, out]) gpu!.release(t);
+  },
+});
