@@ -2,79 +2,41 @@
  * `attend()`: build the spec, lower it and run it, in one call.
  * @module
  */
-import { causal as causalMask, window as windowMask } from "./core/masks.ts";
 import { attention } from "./core/spec.ts";
-import { compose, groupHeads, mask as maskTransform, type Transform } from "./core/transforms.ts";
-import { softcap as softcapTransform } from "./core/score_mods.ts";
-import type { Expr } from "./core/expr.ts";
-import { assertExpr } from "./core/expr_tree.ts";
-import {
-  assertFinite,
-  assertInteger,
-  assertObject,
-  checkOptions,
-  fail,
-  MAX_SIZE,
-} from "./core/_check.ts";
+import { compose, groupHeads, type Transform } from "./core/transforms.ts";
+import { checkOptions } from "./core/_check.ts";
 import type { Backend, RunOutputs, Tensor } from "./backends/backend.ts";
 import { lowRank as lowRankTransform } from "./variants/low_rank.ts";
+import {
+  assertBackend,
+  checkSharedOptions,
+  SHARED_OPTIONS,
+  type SharedAttendOptions,
+  sharedTransforms,
+} from "./_attend_options.ts";
 
 /** Options of `attend()`. */
-export interface AttendOptions {
-  /** Multiplier of `q·k`; `1/sqrt(D)` by default. */
-  readonly scale?: number;
-  /** Apply the causal mask (bottom-right aligned). */
-  readonly causal?: boolean;
-  /** Apply a window mask `{ left, right }`. */
-  readonly window?: { readonly left: number; readonly right: number };
-  /** Apply a custom mask Expr. */
-  readonly mask?: Expr;
-  /** Apply softcapping with this cap. */
-  readonly softcap?: number;
+export interface AttendOptions extends SharedAttendOptions {
   /**
    * Linformer's key and value projections (see `lowRank()`): `[k, Nk]` or `[Hkv, k, Nk]` tensors
    * of the backend; not with masks or modifiers that read key positions.
    */
   readonly lowRank?: { readonly e: Tensor; readonly f: Tensor };
-  /** Further transforms, applied last. */
-  readonly transforms?: readonly Transform[];
-  /** Also return the log-sum-exp per row. */
-  readonly lse?: boolean;
   /** Also return probabilities (materialized kernel). */
   readonly probs?: boolean;
 }
 
 const CONTEXT = "attend";
 
-const OPTIONS = {
-  scale: "number",
-  causal: "boolean",
-  window: "object",
-  mask: "object",
-  softcap: "number",
-  lowRank: "object",
-  transforms: "array",
-  lse: "boolean",
-  probs: "boolean",
-} as const;
+const OPTIONS = { ...SHARED_OPTIONS, lowRank: "object", probs: "boolean" } as const;
 
 /** Every check of the options that needs no tensor, in one place, before any work. */
 function checkAttendOptions(options: AttendOptions | undefined): AttendOptions {
   const opts = checkOptions(CONTEXT, "options", options, OPTIONS);
-  if (opts.window !== undefined) {
-    checkOptions(CONTEXT, "options.window", opts.window, { left: "number", right: "number" });
-    for (const side of ["left", "right"] as const) {
-      assertInteger(opts.window[side], CONTEXT, `options.window.${side}`, 0, MAX_SIZE);
-    }
-  }
-  if (opts.mask !== undefined) assertExpr(opts.mask, CONTEXT, "options.mask", "mask");
-  if (opts.softcap !== undefined) assertFinite(opts.softcap, CONTEXT, "options.softcap", true);
+  checkSharedOptions(CONTEXT, opts);
   if (opts.lowRank !== undefined) {
     checkOptions(CONTEXT, "options.lowRank", opts.lowRank, { e: "object", f: "object" });
   }
-  opts.transforms?.forEach((t, i) => {
-    if (typeof t !== "function") fail("type", CONTEXT, `options.transforms[${i}]`, "a function", t);
-  });
   return opts;
 }
 
@@ -114,20 +76,12 @@ export async function attend(
   v: Tensor,
   options?: AttendOptions,
 ): Promise<RunOutputs> {
-  assertObject(backend, CONTEXT, "backend", "a Backend");
-  for (const method of ["plan", "run"] as const) {
-    if (typeof backend[method] !== "function") {
-      fail("type", CONTEXT, `backend.${method}`, "a function", backend[method]);
-    }
-  }
+  assertBackend(CONTEXT, backend);
   const opts = checkAttendOptions(options);
   const spec = attention(q, k, v, { scale: opts.scale, lse: opts.lse, probs: opts.probs });
   const transforms: Transform[] = [];
   if (spec.k.shape[1] !== spec.q.shape[1]) transforms.push(groupHeads());
-  if (opts.causal) transforms.push(maskTransform(causalMask()));
-  if (opts.window) transforms.push(maskTransform(windowMask(opts.window.left, opts.window.right)));
-  if (opts.mask) transforms.push(maskTransform(opts.mask));
-  if (opts.softcap !== undefined) transforms.push(softcapTransform(opts.softcap));
+  transforms.push(...sharedTransforms(opts));
   if (opts.lowRank) transforms.push(lowRankTransform(opts.lowRank.e, opts.lowRank.f));
   transforms.push(...(opts.transforms ?? []));
   const plan = backend.plan(compose(...transforms)(spec));

@@ -21,3 +21,4 @@ export * from "./backends/create_backend.ts";
 export * from "./attend.ts";
 export * from "./linear_attend.ts";
 export * from "./linear_state.ts";
+export * from "./paged_attend.ts";

@@ -7,7 +7,7 @@
 import type { KernelPlan } from "../core/lower.ts";
 import { fail } from "../core/_check.ts";
 import type { TensorDesc } from "../core/tensor_desc.ts";
-import type { PagedBatch, RunInputs } from "./backend.ts";
+import type { RunInputs } from "./backend.ts";
 
 /** A paged run's batch, checked and copied into Int32Arrays. */
 export interface CheckedPages {

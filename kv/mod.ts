@@ -29,3 +29,4 @@ export * from "./page_table.ts";
 export * from "./page_store.ts";
 export * from "./memory_page_store.ts";
 export * from "./deno_kv_page_store.ts";
+export * from "./kv_cache.ts";

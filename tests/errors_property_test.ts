@@ -64,7 +64,7 @@ const SPEC_FIELDS: Record<string, readonly unknown[]> = {
   groupedHeads: [...notBoolean, undefined],
   normalizer: ["linear", undefined, null, 1],
   tile: [{ q: 0, kv: 4 }, null, 5, { q: 4 }, { q: 4, kv: 4, x: 1 }, { q: 2000, kv: 4 }],
-  kernel: ["paged", 1, null],
+  kernel: ["sparse", 1, null],
   outputs: [null, undefined, { lse: 1, probs: false }, { lse: true }, []],
 };
 
