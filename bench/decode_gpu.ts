@@ -2,12 +2,14 @@
  * Decode on WebGPU (issues 12 and 13): one query token per sequence against a long KV, grouped
  * heads (32 query / 8 KV), D128, f16 and f32 storage, with the key range split over workgroups
  * as the backend chooses, unsplit, and split for other parallelism targets, beside PyTorch SDPA
- * decode in the same run. Figures are KV bytes read per second.
+ * decode in the same run; and the same decode over a paged pool (blocks of 16 slots handed out in
+ * shuffled order, read through block tables) beside the contiguous kernel. Figures are KV bytes
+ * read per second.
  *
  *     .gpu/run.sh deno run -A bench/decode_gpu.ts [--quick] out.json
  * @module
  */
-import { attention, groupHeads, lower } from "../core/mod.ts";
+import { attention, compose, groupHeads, lower, page, tensorDesc } from "../core/mod.ts";
 import { createWebGpuBackend } from "../backends/webgpu/mod.ts";
 import { timePlan } from "./_gpu_timing.ts";
 import { torchRows } from "./_torch.ts";
@@ -20,6 +22,17 @@ const cases = [
   { batch: 1, context: 32768 },
   { batch: 1, context: 131072 },
 ].map((c) => ({ ...c, context: quick ? c.context / 64 : c.context }));
+const BLOCK = 16;
+/** 0 … n-1 in a fixed pseudo-random order (a pool handed out over time). */
+const shuffled = (n: number) => {
+  const ids = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1, x = 12345; i > 0; i--) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    const j = x % (i + 1);
+    [ids[i], ids[j]] = [ids[j], ids[i]];
+  }
+  return ids;
+};
 const gpu = await createWebGpuBackend();
 const rows: Record<string, unknown>[] = [];
 const log = (row: Record<string, unknown>) => (rows.push(row), console.log(JSON.stringify(row)));
@@ -49,7 +62,29 @@ for (const c of cases) {
         gbPerS: kvBytes(c, dtype === "f16" ? 2 : 4) / ms / 1e6,
       });
     }
-    gpu.release(q), gpu.release(k);
+    // Paged: the same keys in a pool of 16-slot blocks, each sequence's blocks shuffled.
+    const blocks = (c.batch * c.context) / BLOCK;
+    const pool = gpu.tensor(
+      fill(blocks * BLOCK * KV_HEADS * DIM),
+      [blocks, BLOCK, KV_HEADS, DIM],
+      dtype,
+    );
+    const logical = tensorDesc([c.batch, KV_HEADS, c.context, DIM], dtype);
+    const paged = compose(groupHeads(), page({ k: pool, v: pool }))(attention(q, logical, logical));
+    const plan = gpu.plan(paged);
+    const pages = { tables: shuffled(blocks), lengths: new Array(c.batch).fill(c.context) };
+    const ms = await timePlan(gpu, plan, { q, k: pool, v: pool, pages });
+    log({
+      impl: "attend paged",
+      batch: c.batch,
+      context: c.context,
+      dtype,
+      blockSize: BLOCK,
+      splits: plan.splits,
+      ms,
+      gbPerS: kvBytes(c, dtype === "f16" ? 2 : 4) / ms / 1e6,
+    });
+    gpu.release(q), gpu.release(k), gpu.release(pool);
   }
 }
 
