@@ -38,7 +38,7 @@ function label(plan: KernelPlan): string {
  */
 function workgroupRows(plan: KernelPlan, limit: number): number {
   for (let rows = plan.tile.q; rows >= 1; rows--) {
-    const need = decodeWorkgroupBytes({ ...plan.sizes, rows, tileKv: plan.tile.kv });
+    const need = decodeWorkgroupBytes({ ...plan.sizes, rows, tileKv: plan.tile.kv, paged: true });
     if (need <= limit) return rows;
   }
   throw new RangeError(
