@@ -3,21 +3,22 @@
  * lists, or a paged pool read through block tables (`page()`). In paged mode binding 4 holds
  * `[blockSize, maxBlocks, queryLengthsAt, lengthsAt, tablesAt, ...]` as u32s, released blocks as
  * `NONE`, and the pools' strides sit in the parameter block by dimension: `sb` per block, `sh`
- * per slot, `sn` per KV head, `sd` per element. Every paged key tile is checked (lengths are
- * ragged and blocks may be released), and query rows past the sequence's count see no key.
+ * per slot, `sn` per KV head, `sd` per element. Each key tile's rows are looked up once into
+ * workgroup memory; every paged tile is checked (lengths are ragged and blocks may be released),
+ * and query rows past the sequence's count see no key.
  * @module
  */
 import { tileShareWgsl } from "./_common_wgsl.ts";
 
-/** Module-scope helpers: the element index of a paged key's row, or `NONE` if released. */
-export function pagedFnsWgsl(paged: boolean): string {
+/**
+ * Module scope: `NONE`, and in paged mode the element index of each key's K and V row in the
+ * current tile, looked up once per tile (one division per key, not one per use).
+ */
+export function pagedFnsWgsl(paged: boolean, keys: number): string {
   if (!paged) return "";
   return `const NONE: u32 = 0xffffffffu;
-fn paged_at(base: u32, sb: u32, sh: u32, table: u32, key: u32) -> u32 {
-  let block = tiles[table + key / tiles[0]];
-  if (block == NONE) { return NONE; }
-  return base + block * sb + (key % tiles[0]) * sh;
-}
+var<workgroup> rows_k: array<u32, ${keys}>;
+var<workgroup> rows_v: array<u32, ${keys}>;
 `;
 }
 
@@ -36,35 +37,52 @@ export function sequenceWgsl(paged: boolean): string {
   let v_base = p.v_off + kvh * p.v_sn;`;
 }
 
-/** The element index of key `key`'s K or V row (paged: `NONE` where released; key < kv_len). */
-export function rowAt(paged: boolean, role: "k" | "v", key: string): string {
-  return paged
-    ? `paged_at(${role}_base, p.${role}_sb, p.${role}_sh, table, ${key})`
-    : `${role}_base + (${key}) * p.${role}_sn`;
+/**
+ * The element index of tile key `kk`'s K or V row (below kv_len; paged: `NONE` past the length
+ * or in a released block).
+ */
+export function rowAt(paged: boolean, role: "k" | "v", kk: string): string {
+  return paged ? `rows_${role}[${kk}]` : `${role}_base + (k0 + ${kk}) * p.${role}_sn`;
 }
 
-/** Whether key `key` (below kv_len) is in a held block: always, unless paged. */
-export function heldWgsl(paged: boolean, key: string): string {
-  return paged ? ` && tiles[table + (${key}) / tiles[0]] != NONE` : "";
+/** Whether tile key `kk` is held: below the length and, paged, in a held block. */
+export function heldWgsl(paged: boolean, kk: string): string {
+  return paged ? `rows_k[${kk}] != NONE` : `k0 + ${kk} < kv_len`;
 }
 
 /**
  * The loop over this workgroup's share of key tiles, opened with `k0` (the tile's first key) and
  * `check` (whether its keys need the mask, the length and the block table).
  */
-export function keyLoopWgsl(paged: boolean, keys: string): string {
+export function keyLoopWgsl(paged: boolean, keys: number): string {
   if (!paged) {
     return `${tileShareWgsl("wg.x")}
   for (var e = first; e < last; e++) {
     let entry = tiles[entries + e];
-    let k0 = (entry >> 1u) * ${keys};
-    let check = (entry & 1u) == 1u || k0 + ${keys} > kv_len;`;
+    let k0 = (entry >> 1u) * ${keys}u;
+    let check = (entry & 1u) == 1u || k0 + ${keys}u > kv_len;`;
   }
-  return `let key_tiles = (kv_len + ${keys} - 1u) / ${keys};
+  return `let key_tiles = (kv_len + ${keys}u - 1u) / ${keys}u;
   let share = (key_tiles + p.splits - 1u) / p.splits;
   let first = min(key_tiles, wg.z * share);
   let last = min(key_tiles, first + share);
   for (var e = first; e < last; e++) {
-    let k0 = e * ${keys};
-    let check = true;`;
+    let k0 = e * ${keys}u;
+    let check = true;
+    workgroupBarrier();
+    if (lid < ${keys}u) {
+      let key = k0 + lid;
+      var kr = NONE;
+      var vr = NONE;
+      if (key < kv_len) {
+        let block = tiles[table + key / tiles[0]];
+        let slot = key % tiles[0];
+        if (block != NONE) {
+          kr = k_base + block * p.k_sb + slot * p.k_sh;
+          vr = v_base + block * p.v_sb + slot * p.v_sh;
+        }
+      }
+      rows_k[lid] = kr;
+      rows_v[lid] = vr;
+    }`;
 }

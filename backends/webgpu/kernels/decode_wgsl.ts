@@ -72,7 +72,9 @@ export function decodeWgsl(params: DecodeParams): string {
 @group(0) @binding(4) var<storage, read> tiles: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out_buf: array<f32>;
 @group(0) @binding(6) var<storage, read_write> lse_buf: array<f32>;
-${modifiersWgsl(params.mask, params.scoreMod, params.sinkLogits)}${NEG_WGSL}${pagedFnsWgsl(paged)}
+${modifiersWgsl(params.mask, params.scoreMod, params.sinkLogits)}${NEG_WGSL}${
+    pagedFnsWgsl(paged, BK)
+  }
 const BK: u32 = ${BK}u;
 const D4: u32 = ${g.d4}u;
 const DV4: u32 = ${g.dv4}u;
@@ -121,7 +123,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   ${rows.map((r) => `var o${r} = vec4<f32>(0.0);`).join("\n  ")}
 
   // This row tile's share of its key tiles (see tileShareWgsl).
-  ${keyLoopWgsl(paged, "BK")}
+  ${keyLoopWgsl(paged, BK)}
 
     workgroupBarrier();
     ${scoresWgsl(g, paged)}
@@ -167,9 +169,9 @@ function scoresWgsl(g: Geometry, paged: boolean): string {
   return `{
       let key = k0 + a_key;
       ${acc.map((i) => `var s${i} = 0.0;`).join(" ")}
-      if (key < kv_len) {
-        let key_at = ${rowAt(paged, "k", "key")};${paged ? "\n        if (key_at != NONE) {" : ""}
-      ${steps.join("\n      ")}${paged ? "\n        }" : ""}
+      if (${heldWgsl(paged, "a_key")}) {
+        let key_at = ${rowAt(paged, "k", "a_key")};
+      ${steps.join("\n      ")}
       }
       ${
     acc.map((i) => `sc[(a_gd * RPAD + a_gr + ${i * g.gr}u) * BK + a_key] = s${i};`).join("\n      ")
@@ -192,7 +194,7 @@ function softmaxWgsl(params: DecodeParams, g: Geometry, paged: boolean): string 
         let kv_idx = k0 + kk;
         var x = ${parts};${params.scoreMod ? `\n        x = ${modCall("score_mod", "x")};` : ""}
         if (check) {
-          var ok = kv_idx < kv_len${heldWgsl(paged, "kv_idx")}${paged ? " && qr < q_len" : ""};${
+          var ok = ${heldWgsl(paged, "kk")}${paged ? " && qr < q_len" : ""};${
       params.mask ? `\n          ok = ok && ${modCall("mask_mod", "0.0")};` : ""
     }
           if (!ok) { x = NEG; }
@@ -242,10 +244,8 @@ function valueProductsWgsl(params: DecodeParams, g: Geometry, paged: boolean): s
       ...(params.valueDim > 0
         ? [
           paged
-            ? `if (k0 + kk < kv_len) { let at = ${
-              rowAt(paged, "v", "k0 + kk")
-            }; if (at != NONE) { vx = v4(at, v_d4); } }`
-            : `if (k0 + kk < kv_len) { vx = v4(${rowAt(paged, "v", "k0 + kk")}, v_d4); }`,
+            ? `{ let at = ${rowAt(paged, "v", "kk")}; if (at != NONE) { vx = v4(at, v_d4); } }`
+            : `if (k0 + kk < kv_len) { vx = v4(${rowAt(paged, "v", "kk")}, v_d4); }`,
         ]
         : []),
       ...rows.map((r) => {
