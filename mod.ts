@@ -19,6 +19,8 @@ export * from "./kv/mod.ts";
 export * from "./backends/backend.ts";
 export * from "./backends/create_backend.ts";
 export * from "./attend.ts";
+export * from "./attend_vjp.ts";
 export * from "./linear_attend.ts";
 export * from "./linear_state.ts";
 export * from "./paged_attend.ts";
+export * from "./vjp.ts";

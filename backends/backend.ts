@@ -77,6 +77,42 @@ export interface RunOutputs {
   readonly state?: Tensor;
 }
 
+/**
+ * What a backward pass reads: the forward's inputs, what the forward saved (`out` and `lse`, as
+ * its run returned them) and the gradient of the loss with respect to `out`.
+ */
+export interface BackwardInputs {
+  /** Queries, matching the plan's q descriptor. */
+  readonly q: Tensor;
+  /** Keys, matching the plan's k descriptor. */
+  readonly k: Tensor;
+  /** Values, matching the plan's v descriptor. */
+  readonly v: Tensor;
+  /** The forward's output `[B, Hq, Nq, Dv]` in the plan's dtype (any view). */
+  readonly out: Tensor;
+  /** The forward's log-sum-exp `[B, Hq, Nq]` f32 (any view). */
+  readonly lse: Tensor;
+  /** `∂loss/∂out`, `[B, Hq, Nq, Dv]` in the plan's dtype (any view). */
+  readonly dOut: Tensor;
+}
+
+/** Gradients of a loss through softmax attention. Tensors are new and contiguous. */
+export interface Gradients {
+  /** `∂loss/∂q`, `[B, Hq, Nq, D]` in the plan's dtype. */
+  readonly dq: Tensor;
+  /** `∂loss/∂k`, `[B, Hkv, Nk, D]`: summed over each KV head's query heads, in head order. */
+  readonly dk: Tensor;
+  /** `∂loss/∂v`, `[B, Hkv, Nk, Dv]`, summed likewise. */
+  readonly dv: Tensor;
+  /** `∂loss/∂sinkLogits`, one per query head, when the plan has sink logits. */
+  readonly dSinkLogits?: readonly number[];
+  /**
+   * `∂loss/∂values` of each `headParam` of the score modifier (e.g. ALiBi slopes), in the order
+   * `headParams(plan.scoreMod)` lists them, one number per query head; when it has any.
+   */
+  readonly dHeadParams?: readonly (readonly number[])[];
+}
+
 /** A compute backend: owns tensors, plans specs and runs plans. */
 export interface Backend {
   /** Registry name, e.g. "cpu". */
@@ -104,6 +140,13 @@ export interface Backend {
   prepare(plan: KernelPlan): Promise<void>;
   /** Runs a plan on tensors matching its descriptors. */
   run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs>;
+  /**
+   * Optional: the backward pass of a softmax plan (family `flash` or `materialized`), recomputing
+   * the probabilities from q, k and the saved `lse` tile by tile (no `Nq × Nk` buffer), with
+   * reductions in a fixed order so two calls give identical bits. `vjp()` refuses a backend
+   * without it. Bad inputs are refused before any work.
+   */
+  backward?(plan: KernelPlan, io: BackwardInputs): Promise<Gradients>;
   /**
    * Writes `source[i]` over row `rows[i]` of `target`, in place: how the paged KV cache fills its
    * pools, the one storage that changes. Ordered with the runs before and after it.

@@ -24,6 +24,7 @@ export * from "./masks.ts";
 export * from "./spec.ts";
 export * from "./transforms.ts";
 export * from "./score_mods.ts";
+export * from "./score_mod_gradient.ts";
 export * from "./lower.ts";
 export * from "./explain.ts";
 export * from "./errors.ts";

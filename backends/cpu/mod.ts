@@ -23,7 +23,14 @@ import {
   numel,
   tensorDesc,
 } from "../../core/tensor_desc.ts";
-import type { Backend, RunInputs, RunOutputs, Tensor } from "../backend.ts";
+import type {
+  Backend,
+  BackwardInputs,
+  Gradients,
+  RunInputs,
+  RunOutputs,
+  Tensor,
+} from "../backend.ts";
 import {
   checkOpen,
   checkReadTarget,
@@ -35,6 +42,8 @@ import {
 } from "../_check_inputs.ts";
 import { checkOptions } from "../../core/_check.ts";
 import { runFlash } from "./_flash.ts";
+import { runBackward } from "./_backward.ts";
+import { checkBackwardInputs } from "../_check_backward.ts";
 import { detectKernelPath } from "./wasm/_engine.ts";
 import type { CpuKernelPath } from "./wasm/_micro_kernels.ts";
 import { createFlashRunner } from "./wasm/_runner.ts";
@@ -285,6 +294,20 @@ export function createCpuBackend(options?: CpuBackendOptions): Backend {
         out: out(),
         ...(ctx.lse ? { lse: cpuTensor(ctx.lse, [batch, heads, qLen], "f32", owner) } : {}),
         ...(probs ? { probs: cpuTensor(probs, [batch, heads, qLen, kvLen], "f32", owner) } : {}),
+      };
+    },
+    // deno-lint-ignore require-await
+    async backward(plan: KernelPlan, io: BackwardInputs): Promise<Gradients> {
+      checkOpen(disposed, "cpu");
+      assertPlan(plan, caps);
+      const { gradient } = checkBackwardInputs<CpuStorage>(plan, io, "cpu", owner);
+      const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
+      const { dq, dk, dv, ...params } = runBackward(plan, io, gradient);
+      return {
+        dq: cpuTensor(dq, [batch, heads, qLen, headDim], plan.dtype, owner),
+        dk: cpuTensor(dk, [batch, kvHeads, kvLen, headDim], plan.dtype, owner),
+        dv: cpuTensor(dv, [batch, kvHeads, kvLen, valueDim], plan.dtype, owner),
+        ...params,
       };
     },
     // deno-lint-ignore require-await
