@@ -1,0 +1,132 @@
+/**
+ * The float64 reference backward pass, written by hand and independently of the kernels: the
+ * full probability matrix of each row, `D_i = Σ_j P_ij·dP_ij` (not the kernels' `dO·O`), the
+ * modifier's derivatives as plain callbacks. `naiveBackwardF32` is the same algorithm rounded to
+ * f32 at every step: its error sets the tolerance of optimized kernels (DESIGN.md).
+ * @module
+ */
+import { maxAbsError, type OracleCase } from "./_oracle.ts";
+
+/** A reference problem with the modifier's derivatives. */
+export interface BackwardCase extends OracleCase {
+  /** `∂modify/∂s` at the raw score `s`. */
+  readonly dModify?: (s: number, b: number, h: number, i: number, j: number) => number;
+  /** `∂modify/∂slope[h]` at the raw score `s` (ALiBi-like parameters), one per head. */
+  readonly dSlope?: (s: number, b: number, h: number, i: number, j: number) => number;
+}
+
+/** Reference gradients. */
+export interface BackwardResult {
+  readonly out: Float64Array;
+  readonly dq: Float64Array;
+  readonly dk: Float64Array;
+  readonly dv: Float64Array;
+  readonly dSinks: Float64Array;
+  readonly dSlopes: Float64Array;
+}
+
+function reference(
+  c: BackwardCase,
+  dOut: ArrayLike<number>,
+  round: (x: number) => number,
+): BackwardResult {
+  const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim, scale } = c;
+  const group = heads / kvHeads;
+  const out = new Float64Array(batch * heads * qLen * valueDim);
+  const dq = new Float64Array(batch * heads * qLen * headDim);
+  const dk = new Float64Array(batch * kvHeads * kvLen * headDim);
+  const dv = new Float64Array(batch * kvHeads * kvLen * valueDim);
+  const dSinks = new Float64Array(heads), dSlopes = new Float64Array(heads);
+  const raw = new Float64Array(kvLen), p = new Float64Array(kvLen), dp = new Float64Array(kvLen);
+  const seen = new Uint8Array(kvLen);
+  const qAt = (b: number, h: number, i: number) => ((b * heads + h) * qLen + i);
+  const kAt = (b: number, h: number, j: number) => ((b * kvHeads + h) * kvLen + j);
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      const kh = Math.floor(h / group);
+      for (let i = 0; i < qLen; i++) {
+        const row = qAt(b, h, i);
+        // Scores, modified, and the row's log-sum-exp with the sink in the denominator.
+        let max = c.sinks?.[h] ?? -Infinity;
+        for (let j = 0; j < kvLen; j++) {
+          seen[j] = !c.allowed || c.allowed(b, h, i, j) ? 1 : 0;
+          if (!seen[j]) continue;
+          let dot = 0;
+          for (let d = 0; d < headDim; d++) {
+            dot = round(dot + round(c.q[row * headDim + d] * c.k[kAt(b, kh, j) * headDim + d]));
+          }
+          raw[j] = round(dot * scale);
+          p[j] = c.modify ? round(c.modify(raw[j], b, h, i, j)) : raw[j];
+          max = Math.max(max, p[j]);
+        }
+        if (!seen.some((x) => x === 1)) continue;
+        let sum = c.sinks ? round(Math.exp(round(c.sinks[h] - max))) : 0;
+        for (let j = 0; j < kvLen; j++) if (seen[j]) sum = round(sum + round(Math.exp(p[j] - max)));
+        for (let j = 0; j < kvLen; j++) p[j] = seen[j] ? round(Math.exp(p[j] - max) / sum) : 0;
+        // Forward output, dP and D.
+        let delta = 0;
+        for (let j = 0; j < kvLen; j++) {
+          if (!seen[j]) continue;
+          let dot = 0;
+          for (let d = 0; d < valueDim; d++) {
+            const vd = c.v[kAt(b, kh, j) * valueDim + d];
+            out[row * valueDim + d] = round(out[row * valueDim + d] + round(p[j] * vd));
+            dot = round(dot + round(dOut[row * valueDim + d] * vd));
+          }
+          dp[j] = dot;
+          delta = round(delta + round(p[j] * dot));
+        }
+        if (c.sinks) {
+          const pSink = round(Math.exp(round(c.sinks[h] - max)) / sum);
+          dSinks[h] = round(dSinks[h] - round(pSink * delta));
+        }
+        for (let j = 0; j < kvLen; j++) {
+          if (!seen[j]) continue;
+          const dsMod = round(p[j] * round(dp[j] - delta));
+          if (c.dSlope) {
+            dSlopes[h] = round(dSlopes[h] + round(dsMod * c.dSlope(raw[j], b, h, i, j)));
+          }
+          const ds = c.dModify ? round(dsMod * c.dModify(raw[j], b, h, i, j)) : dsMod;
+          const kj = kAt(b, kh, j);
+          for (let d = 0; d < headDim; d++) {
+            const at = row * headDim + d, kd = kj * headDim + d;
+            dq[at] = round(dq[at] + round(round(ds * scale) * c.k[kd]));
+            dk[kd] = round(dk[kd] + round(round(ds * scale) * c.q[at]));
+          }
+          for (let d = 0; d < valueDim; d++) {
+            const vd = kj * valueDim + d;
+            dv[vd] = round(dv[vd] + round(p[j] * dOut[row * valueDim + d]));
+          }
+        }
+      }
+    }
+  }
+  return { out, dq, dk, dv, dSinks, dSlopes };
+}
+
+/** Float64 reference backward pass. */
+export function backwardOracle(c: BackwardCase, dOut: ArrayLike<number>): BackwardResult {
+  return reference(c, dOut, (x) => x);
+}
+
+/** The plain f32 materialized backward pass (every step rounded to f32). */
+export function naiveBackwardF32(c: BackwardCase, dOut: ArrayLike<number>): BackwardResult {
+  return reference(c, dOut, Math.fround);
+}
+
+/** Gradient names with their reference arrays. */
+export const GRADIENTS = ["dq", "dk", "dv", "dSinks", "dSlopes"] as const;
+
+/** DESIGN.md's tolerance per gradient: twice the plain f32 backward's error, plus 1e-6. */
+export function backwardTolerance(
+  c: BackwardCase,
+  dOut: ArrayLike<number>,
+  ref: BackwardResult,
+): Record<(typeof GRADIENTS)[number], number> {
+  const naive = naiveBackwardF32(c, dOut);
+  const tol = (name: (typeof GRADIENTS)[number]) => 2 * maxAbsError(naive[name], ref[name]) + 1e-6;
+  return Object.fromEntries(GRADIENTS.map((n) => [n, tol(n)])) as Record<
+    (typeof GRADIENTS)[number],
+    number
+  >;
+}

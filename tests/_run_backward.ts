@@ -1,0 +1,90 @@
+/**
+ * Runs a backward test problem through `vjp()`: BNHD views, f16 storage, a kernel family or tile,
+ * a mask, a modifier with ALiBi slopes, sink logits; reads every gradient back.
+ * @module
+ */
+import {
+  attention,
+  compose,
+  exprKey,
+  groupHeads,
+  headParam,
+  headParams,
+  kernel,
+  type KernelFamily,
+  mask,
+  sinkLogits,
+  tile,
+  type TileShape,
+  type Transform,
+} from "../core/mod.ts";
+import type { Backend, Tensor } from "../backends/backend.ts";
+import { vjp } from "../vjp.ts";
+import type { MaskCase, Shape } from "./_arbitraries.ts";
+import type { ModifierCase } from "./_backward_cases.ts";
+import { bnhdTensor } from "./_run.ts";
+
+/** How to run a backward problem. */
+export interface BackwardRunOptions {
+  readonly mask?: MaskCase;
+  readonly modifier?: ModifierCase;
+  readonly sinks?: readonly number[];
+  readonly family?: KernelFamily;
+  readonly tile?: TileShape;
+  readonly bnhd?: boolean;
+  readonly dtype?: "f32" | "f16";
+}
+
+/** Every gradient, read back. */
+export interface BackwardRun {
+  readonly out: Float32Array;
+  readonly dq: Float32Array;
+  readonly dk: Float32Array;
+  readonly dv: Float32Array;
+  readonly dSinks?: readonly number[];
+  readonly dSlopes?: readonly number[];
+  readonly family: KernelFamily;
+}
+
+/** Runs forward and backward with `dOut` (same layout and dtype as the inputs). */
+export async function runBackward(
+  backend: Backend,
+  shape: Shape,
+  data: { q: Float32Array; k: Float32Array; v: Float32Array },
+  dOut: Float32Array,
+  options: BackwardRunOptions = {},
+): Promise<BackwardRun> {
+  const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = shape;
+  const dtype = options.dtype ?? "f32";
+  const make = (x: Float32Array, s: number[]) =>
+    options.bnhd ? bnhdTensor(backend, x, s, dtype) : backend.tensor(x, s, dtype);
+  const q = make(data.q, [batch, heads, qLen, headDim]);
+  const k = make(data.k, [batch, kvHeads, kvLen, headDim]);
+  const v = make(data.v, [batch, kvHeads, kvLen, valueDim]);
+  const transforms: Transform[] = [groupHeads()];
+  if (options.mask) transforms.push(mask(options.mask.expr));
+  transforms.push(...options.modifier?.transforms ?? []);
+  if (options.sinks) transforms.push(sinkLogits(options.sinks));
+  if (options.family) transforms.push(kernel(options.family));
+  if (options.tile) transforms.push(tile(options.tile));
+  const spec = compose(...transforms)(attention(q, k, v));
+  const forward = await vjp(backend, spec, { q, k, v });
+  const gradient = make(dOut, [batch, heads, qLen, valueDim]);
+  const grads = await forward.backward(gradient);
+  const [out, dq, dk, dv] = await backend.readMany([forward.out, grads.dq, grads.dk, grads.dv]);
+  const slopes = options.modifier?.slopes;
+  const at = slopes && spec.scoreMod
+    ? headParams(spec.scoreMod).findIndex((p) => exprKey(p) === exprKey(headParam(slopes)))
+    : -1;
+  const tensors: Tensor[] = [q, k, v, gradient, forward.out, forward.lse, grads.dq, grads.dk];
+  for (const t of [...tensors, grads.dv]) backend.release(t);
+  return {
+    out,
+    dq,
+    dk,
+    dv,
+    dSinks: grads.dSinkLogits,
+    dSlopes: at >= 0 ? grads.dHeadParams![at] : undefined,
+    family: backend.plan(spec).family,
+  };
+}
