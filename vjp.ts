@@ -74,8 +74,8 @@ export async function vjp(
     throw new UnsupportedSpecError(backend.name, "backward", "absent");
   }
   assertObject(spec, CONTEXT, "spec", "an AttentionSpec from attention()");
-  checkOptions(CONTEXT, "io", io, { q: "object", k: "object", v: "object" });
   assertObject(io, CONTEXT, "io", "an object { q, k, v }");
+  checkOptions(CONTEXT, "io", io, { q: "object", k: "object", v: "object" });
   if (spec.normalizer !== "softmax") {
     throw new UnsupportedSpecError(backend.name, "normalizer", spec.normalizer?.kind);
   }

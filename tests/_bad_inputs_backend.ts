@@ -13,6 +13,7 @@ import {
   kernel,
   lt,
   mask,
+  mod,
   or,
   score,
   scoreMod,
@@ -23,6 +24,8 @@ import {
   UnsupportedSpecError,
 } from "../core/mod.ts";
 import { attend } from "../attend.ts";
+import { attendVjp } from "../attend_vjp.ts";
+import { vjp } from "../vjp.ts";
 import { linearAttend } from "../linear_attend.ts";
 import { linearState } from "../linear_state.ts";
 import { linear } from "../variants/linear.ts";
@@ -64,6 +67,14 @@ const linearPlanOf = (f: Fixture, qLen: number, kvLen: number) =>
     ),
   );
 const linearPlan = (f: Fixture) => linearPlanOf(f, 8, 8);
+
+/** Backward inputs over the fixture's plan: q stands in for out and dOut (Dv = D), zeros for lse. */
+const backwardIo = (f: Fixture) => ({
+  ...io(f),
+  out: f.q,
+  lse: f.backend.tensor(new Float32Array(16), [1, 2, 8]),
+  dOut: f.q,
+});
 
 /** A `[4, 8]` projection on the fixture's backend (CPU rows: no device call), and the low-rank plan. */
 const projection = (f: Fixture) => f.backend.tensor(new Float32Array(32).fill(0.125), [4, 8]);
@@ -168,4 +179,20 @@ export const BACKEND_BAD_INPUTS: readonly BadInput[] = [
   row("attend()", "scale of the wrong kind", (f) => attend(f.backend, f.q, f.k, f.v, { scale: hand("1") }), TypeError, "options.scale must be a number", '"1"'),
   row("attend()", "no backend", (f) => attend(hand(undefined), f.q, f.k, f.v), TypeError, "backend must be a Backend", "undefined"),
   row("attend()", "k not a tensor", (f) => attend(f.backend, f.q, hand(5), f.v), TypeError, "k must be a tensor or tensor descriptor", "5"),
+  // Backward passes: vjp(), attendVjp(), backend.backward().
+  row("vjp()", "a backend without backward()", (f) => vjp(hand({ name: "bare", plan: f.backend.plan, run: f.backend.run }), f.spec, io(f)), UnsupportedSpecError, 'backend "bare": backward is unsupported', "absent"),
+  row("vjp()", "a linear spec", (f) => vjp(f.backend, linear("elu")(f.spec), io(f)), UnsupportedSpecError, "normalizer is unsupported", "linear", "cpu"),
+  row("vjp()", "a score modifier with a float mod, which has no derivative", (f) => vjp(f.backend, scoreMod(mod(score, 2))(f.spec), io(f)), UnsupportedSpecError, "scoreMod gradient op is unsupported", "mod", "cpu"),
+  row("vjp()", "null io", (f) => vjp(f.backend, f.spec, hand(null)), TypeError, "io must be an object { q, k, v }", "null", "cpu"),
+  row("backend.backward()", "dOut of another shape", (f) => f.backend.backward!(f.plan, { ...backwardIo(f), dOut: slice(f.q, 3, 0, 4) }), RangeError, "dOut.shape must be [1,2,8,8] as planned", "current value is [1,2,8,4]", "cpu"),
+  row("backend.backward()", "dOut of another dtype", (f) => f.backend.backward!(f.plan, { ...backwardIo(f), dOut: f.backend.tensor(new Float32Array(128), [1, 2, 8, 8], "f16") }), TypeError, "dOut.dtype must be f32 as planned", "current value is f16", "cpu"),
+  row("backend.backward()", "dOut of another instance", (f) => f.backend.backward!(f.plan, { ...backwardIo(f), dOut: f.foreign }), TypeError, "Cannot use dOut", "another instance", "cpu"),
+  row("backend.backward()", "the saved out released before the backward pass", (f) => f.backend.backward!(f.plan, { ...backwardIo(f), out: f.released }), TypeError, "Cannot use out", "released", "cpu"),
+  row("backend.backward()", "no lse", (f) => f.backend.backward!(f.plan, { ...backwardIo(f), lse: hand(undefined) }), TypeError, "lse must be a tensor", "undefined", "cpu"),
+  row("backend.backward()", "lse of another shape", (f) => f.backend.backward!(f.plan, { ...backwardIo(f), lse: f.q }), RangeError, "lse.shape must be [1,2,8] as planned", "current value is [1,2,8,8]", "cpu"),
+  row("backend.backward()", "a linear plan", (f) => f.backend.backward!(linearPlan(f), backwardIo(f)), UnsupportedSpecError, "backward of family is unsupported", "linear", "cpu"),
+  row("backend.backward()", "null inputs", (f) => f.backend.backward!(f.plan, hand(null)), TypeError, "inputs must be { q, k, v, out, lse, dOut }", "null", "cpu"),
+  row("attendVjp()", "misspelt option runs nothing", (f) => attendVjp(f.backend, f.q, f.k, f.v, hand({ sinkLogit: [0, 0] })), TypeError, '"sinkLogit"', 'did you mean "sinkLogits"?'),
+  row("attendVjp()", "one ALiBi slope for two heads", (f) => attendVjp(f.backend, f.q, f.k, f.v, { alibi: [0.5] }), RangeError, "slopes.length must equal q heads (2)", "current value is 1"),
+  row("attendVjp()", "the lse option, which it always returns", (f) => attendVjp(f.backend, f.q, f.k, f.v, hand({ lse: true })), TypeError, "each options key must be one of", '"lse"'),
 ];
