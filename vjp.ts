@@ -36,7 +36,7 @@ const CONTEXT = "run vjp";
  *
  * @param backend A backend with `backward()` (the CPU backend has one).
  * @param spec Softmax attention over `io`'s tensors (masks, modifiers, sinks, GQA, any views);
- * `lse` is produced whatever its `outputs` say.
+ * its `outputs` are replaced: the forward pass returns `out` and `lse`, never `probs`.
  * @param io The tensors the spec describes.
  * @returns `out`, `lse` and `backward(dOut)`.
  * @throws {TypeError} For a non-backend, a spec or `io` that is not an object, or tensors the
