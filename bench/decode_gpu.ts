@@ -9,7 +9,7 @@
  *     .gpu/run.sh deno run -A bench/decode_gpu.ts [--quick] out.json
  * @module
  */
-import { attention, compose, groupHeads, lower, page, tensorDesc } from "../core/mod.ts";
+import { attention, compose, groupHeads, lower, page, permute, tensorDesc } from "../core/mod.ts";
 import { createWebGpuBackend } from "../backends/webgpu/mod.ts";
 import { timePlan } from "./_gpu_timing.ts";
 import { torchRows } from "./_torch.ts";
@@ -62,29 +62,36 @@ for (const c of cases) {
         gbPerS: kvBytes(c, dtype === "f16" ? 2 : 4) / ms / 1e6,
       });
     }
-    // Paged: the same keys in a pool of 16-slot blocks, each sequence's blocks shuffled.
+    // Paged: the same keys in a pool of 16-slot blocks, each sequence's blocks shuffled; blocks
+    // token-major [block, slot, head, dim] (the KV cache's) and head-major [block, head, slot,
+    // dim] seen through a permuted view (a head's rows of a block contiguous).
     const blocks = (c.batch * c.context) / BLOCK;
-    const pool = gpu.tensor(
-      fill(blocks * BLOCK * KV_HEADS * DIM),
-      [blocks, BLOCK, KV_HEADS, DIM],
-      dtype,
-    );
-    const logical = tensorDesc([c.batch, KV_HEADS, c.context, DIM], dtype);
-    const paged = compose(groupHeads(), page({ k: pool, v: pool }))(attention(q, logical, logical));
-    const plan = gpu.plan(paged);
     const pages = { tables: shuffled(blocks), lengths: new Array(c.batch).fill(c.context) };
-    const ms = await timePlan(gpu, plan, { q, k: pool, v: pool, pages });
-    log({
-      impl: "attend paged",
-      batch: c.batch,
-      context: c.context,
-      dtype,
-      blockSize: BLOCK,
-      splits: plan.splits,
-      ms,
-      gbPerS: kvBytes(c, dtype === "f16" ? 2 : 4) / ms / 1e6,
-    });
-    gpu.release(q), gpu.release(k), gpu.release(pool);
+    const logical = tensorDesc([c.batch, KV_HEADS, c.context, DIM], dtype);
+    for (const layout of ["token-major", "head-major"] as const) {
+      const data = fill(blocks * BLOCK * KV_HEADS * DIM);
+      const pool = layout === "token-major"
+        ? gpu.tensor(data, [blocks, BLOCK, KV_HEADS, DIM], dtype)
+        : permute(gpu.tensor(data, [blocks, KV_HEADS, BLOCK, DIM], dtype), [0, 2, 1, 3]);
+      const paged = compose(groupHeads(), page({ k: pool, v: pool }))(
+        attention(q, logical, logical),
+      );
+      const plan = gpu.plan(paged);
+      const ms = await timePlan(gpu, plan, { q, k: pool, v: pool, pages });
+      log({
+        impl: "attend paged",
+        layout,
+        batch: c.batch,
+        context: c.context,
+        dtype,
+        blockSize: BLOCK,
+        splits: plan.splits,
+        ms,
+        gbPerS: kvBytes(c, dtype === "f16" ? 2 : 4) / ms / 1e6,
+      });
+      gpu.release(pool);
+    }
+    gpu.release(q), gpu.release(k);
   }
 }
 

@@ -87,12 +87,17 @@ export function pagedKernels(compiler: KernelCompiler, plan: KernelPlan): Promis
 
 /**
  * The block tables and lengths as the kernel reads them: `[blockSize, maxBlocks, queryLengthsAt,
- * lengthsAt, tablesAt]`, then the three arrays (released blocks, -1, become `0xffffffff`).
+ * lengthsAt, tablesAt, anyReleased]`, then the three arrays (released blocks, -1, become `0xffffffff`).
  */
 function pageWords(plan: KernelPlan, pages: CheckedPages): Uint32Array {
   const batch = plan.sizes.batch, { blockSize, maxBlocks } = plan.paging!;
-  const header = 5, words = new Uint32Array(header + 2 * batch + pages.tables.length);
-  words.set([blockSize, maxBlocks, header, header + batch, header + 2 * batch]);
+  // Whether a sequence's keys fall in a released block: then every tile takes the checked path.
+  const released = pages.lengths.some((length, s) => {
+    const row = pages.tables.subarray(s * maxBlocks, s * maxBlocks + Math.ceil(length / blockSize));
+    return row.includes(-1);
+  });
+  const header = 6, words = new Uint32Array(header + 2 * batch + pages.tables.length);
+  words.set([blockSize, maxBlocks, header, header + batch, header + 2 * batch, released ? 1 : 0]);
   words.set(pages.queryLengths, header);
   words.set(pages.lengths, header + batch);
   words.set(

@@ -1,11 +1,11 @@
 /**
  * How the decode kernel finds a unit's sequence and keys: contiguous K/V with the plan's tile
  * lists, or a paged pool read through block tables (`page()`). In paged mode binding 4 holds
- * `[blockSize, maxBlocks, queryLengthsAt, lengthsAt, tablesAt, ...]` as u32s, released blocks as
- * `NONE`, and the pools' strides sit in the parameter block by dimension: `sb` per block, `sh`
+ * `[blockSize, maxBlocks, queryLengthsAt, lengthsAt, tablesAt, anyReleased, ...]` as u32s,
+ * released blocks as `NONE`, and the pools' strides sit in the parameter block by dimension: `sb` per block, `sh`
  * per slot, `sn` per KV head, `sd` per element. Each key tile's rows are looked up once into
- * workgroup memory; every paged tile is checked (lengths are ragged and blocks may be released),
- * and query rows past the sequence's count see no key.
+ * workgroup memory; a tile is checked (length, released blocks, padding rows) only with a mask,
+ * when the batch has a released block, or when it holds the sequence's end or padding rows.
  * @module
  */
 import { tileShareWgsl } from "./_common_wgsl.ts";
@@ -54,7 +54,7 @@ export function heldWgsl(paged: boolean, kk: string): string {
  * The loop over this workgroup's share of key tiles, opened with `k0` (the tile's first key) and
  * `check` (whether its keys need the mask, the length and the block table).
  */
-export function keyLoopWgsl(paged: boolean, keys: number): string {
+export function keyLoopWgsl(paged: boolean, keys: number, rows: number, masked: boolean): string {
   if (!paged) {
     return `${tileShareWgsl("wg.x")}
   for (var e = first; e < last; e++) {
@@ -68,7 +68,9 @@ export function keyLoopWgsl(paged: boolean, keys: number): string {
   let last = min(key_tiles, first + share);
   for (var e = first; e < last; e++) {
     let k0 = e * ${keys}u;
-    let check = true;
+    let check = ${
+    masked ? "true" : `tiles[5] != 0u || k0 + ${keys}u > kv_len || row0 + ${rows}u > q_len * p.pack`
+  };
     workgroupBarrier();
     if (lid < ${keys}u) {
       let key = k0 + lid;

@@ -123,7 +123,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   ${rows.map((r) => `var o${r} = vec4<f32>(0.0);`).join("\n  ")}
 
   // This row tile's share of its key tiles (see tileShareWgsl).
-  ${keyLoopWgsl(paged, BK)}
+  ${keyLoopWgsl(paged, BK, R, params.mask !== undefined)}
 
     workgroupBarrier();
     ${scoresWgsl(g, paged)}
