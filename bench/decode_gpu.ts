@@ -77,8 +77,11 @@ for (const c of cases) {
         attention(q, logical, logical),
       );
       const plan = gpu.plan(paged);
+      // Timed twice: a fresh buffer's first few hundred milliseconds run slower (see RESULTS).
+      const first = await timePlan(gpu, plan, { q, k: pool, v: pool, pages });
       const ms = await timePlan(gpu, plan, { q, k: pool, v: pool, pages });
       log({
+        firstMs: first,
         impl: "attend paged",
         layout,
         batch: c.batch,
