@@ -5,8 +5,8 @@
  */
 import { causal as causalMask, window as windowMask } from "./core/masks.ts";
 import { mask as maskTransform, type Transform } from "./core/transforms.ts";
+import type { SharedAttendOptions } from "./attend.ts";
 import { softcap as softcapTransform } from "./core/score_mods.ts";
-import type { Expr } from "./core/expr.ts";
 import { assertExpr } from "./core/expr_tree.ts";
 import {
   assertFinite,
@@ -18,24 +18,6 @@ import {
   type OptionKind,
 } from "./core/_check.ts";
 import type { Backend } from "./backends/backend.ts";
-
-/** Masks, modifiers and outputs, as both conveniences take them. */
-export interface SharedAttendOptions {
-  /** Multiplier of `q·k`; `1/sqrt(D)` by default. */
-  readonly scale?: number;
-  /** Apply the causal mask (bottom-right aligned). */
-  readonly causal?: boolean;
-  /** Apply a window mask `{ left, right }`. */
-  readonly window?: { readonly left: number; readonly right: number };
-  /** Apply a custom mask Expr. */
-  readonly mask?: Expr;
-  /** Apply softcapping with this cap. */
-  readonly softcap?: number;
-  /** Further transforms, applied last. */
-  readonly transforms?: readonly Transform[];
-  /** Also return the log-sum-exp per row. */
-  readonly lse?: boolean;
-}
 
 /** The option kinds of `SharedAttendOptions`. */
 export const SHARED_OPTIONS: Readonly<Record<keyof SharedAttendOptions, OptionKind>> = {

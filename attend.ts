@@ -11,9 +11,27 @@ import {
   assertBackend,
   checkSharedOptions,
   SHARED_OPTIONS,
-  type SharedAttendOptions,
   sharedTransforms,
 } from "./_attend_options.ts";
+import type { Expr } from "./core/expr.ts";
+
+/** The options every convenience takes (`attend()`, `pagedAttend()`, `attendVjp()`): masks, modifiers and outputs. */
+export interface SharedAttendOptions {
+  /** Multiplier of `q·k`; `1/sqrt(D)` by default. */
+  readonly scale?: number;
+  /** Apply the causal mask (bottom-right aligned). */
+  readonly causal?: boolean;
+  /** Apply a window mask `{ left, right }`. */
+  readonly window?: { readonly left: number; readonly right: number };
+  /** Apply a custom mask Expr. */
+  readonly mask?: Expr;
+  /** Apply softcapping with this cap. */
+  readonly softcap?: number;
+  /** Further transforms, applied last. */
+  readonly transforms?: readonly Transform[];
+  /** Also return the log-sum-exp per row. */
+  readonly lse?: boolean;
+}
 
 /** Options of `attend()`. */
 export interface AttendOptions extends SharedAttendOptions {

@@ -14,9 +14,9 @@ import {
   assertBackend,
   checkSharedOptions,
   SHARED_OPTIONS,
-  type SharedAttendOptions,
   sharedTransforms,
 } from "./_attend_options.ts";
+import type { SharedAttendOptions } from "./attend.ts";
 import { vjp } from "./vjp.ts";
 
 /** Options of `attendVjp()`: `attend()`'s masks and modifiers, and learnable parameters. */

@@ -14,9 +14,9 @@ import {
   assertBackend,
   checkSharedOptions,
   SHARED_OPTIONS,
-  type SharedAttendOptions,
   sharedTransforms,
 } from "./_attend_options.ts";
+import type { SharedAttendOptions } from "./attend.ts";
 
 /** Options of `pagedAttend()`. */
 export interface PagedAttendOptions extends SharedAttendOptions {
