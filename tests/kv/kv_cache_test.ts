@@ -188,3 +188,65 @@ Deno.test("KvCache swap out and in gives bit-identical attention; a second cache
     backend.dispose();
   }
 });
+
+Deno.test("chunked prefill through the cache in random chunk sizes equals one-shot causal attention", async () => {
+  const backend = createCpuBackend();
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 60 }),
+      fc.array(fc.integer({ min: 1, max: 17 }), { minLength: 1, maxLength: 8 }),
+      fc.constantFrom(1, 5, 16),
+      async (length, chunks, blockSize) => {
+        const tokens = Array.from({ length }, (_, i) => (i * 7) % 11);
+        const kAll = rowsOf(tokens, 0), vAll = rowsOf(tokens, 1);
+        const qAll = randomData(HEADS * length * DIM, length);
+        const cache = new KvCache(backend, {
+          numBlocks: 64,
+          blockSize,
+          kvHeads: KV_HEADS,
+          headDim: DIM,
+        });
+        const seq = cache.create();
+        const pieces: Float32Array[] = [];
+        for (let at = 0, i = 0; at < length; at += chunks[i++ % chunks.length]) {
+          const n = Math.min(chunks[i % chunks.length], length - at);
+          const rows = (x: Float32Array, width: number, total: number) => {
+            const out = new Float32Array(width * n * DIM);
+            for (let h = 0; h < width; h++) {
+              out.set(x.subarray((h * total + at) * DIM, (h * total + at + n) * DIM), h * n * DIM);
+            }
+            return out;
+          };
+          const k = backend.tensor(rows(kAll, KV_HEADS, length), [1, KV_HEADS, n, DIM]);
+          const v = backend.tensor(rows(vAll, KV_HEADS, length), [1, KV_HEADS, n, DIM]);
+          await cache.append(seq, tokens.slice(at, at + n), [{ k, v }]);
+          const q = backend.tensor(rows(qAll, HEADS, length), [1, HEADS, n, DIM]);
+          const { out } = await pagedAttend(backend, q, cache, [seq], { causal: true });
+          pieces.push(await backend.read(out));
+        }
+        const full = await attend(
+          backend,
+          backend.tensor(qAll, [1, HEADS, length, DIM]),
+          backend.tensor(kAll, [1, KV_HEADS, length, DIM]),
+          backend.tensor(vAll, [1, KV_HEADS, length, DIM]),
+          { causal: true },
+        );
+        const want = await backend.read(full.out);
+        // Reassemble the chunks' [H, n, D] outputs into [H, length, D].
+        const got = new Float32Array(want.length);
+        let at = 0;
+        for (const piece of pieces) {
+          const n = piece.length / (HEADS * DIM);
+          for (let h = 0; h < HEADS; h++) {
+            got.set(piece.subarray(h * n * DIM, (h + 1) * n * DIM), (h * length + at) * DIM);
+          }
+          at += n;
+        }
+        assertLessOrEqual(maxAbsError(got, want), 1e-5);
+        cache.dispose();
+      },
+    ),
+    { numRuns: 30 },
+  );
+  backend.dispose();
+});
