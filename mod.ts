@@ -24,3 +24,4 @@ export * from "./linear_attend.ts";
 export * from "./linear_state.ts";
 export * from "./paged_attend.ts";
 export * from "./vjp.ts";
+export * from "./merge_states.ts";

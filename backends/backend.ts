@@ -65,6 +65,17 @@ export interface PagedBatch {
   readonly queryLengths?: Int32Array | readonly number[];
 }
 
+/**
+ * The attention state of a set of keys: `out` normalized over them and their log-sum-exp.
+ * States over disjoint key sets merge exactly (see `mergeStates`).
+ */
+export interface AttentionState {
+  /** `[..., Dv]`: the rows' outputs. */
+  readonly out: Tensor;
+  /** `[...]` f32: the rows' log-sum-exp (-Infinity for a row that saw no key). */
+  readonly lse: Tensor;
+}
+
 /** Results of a run, all contiguous. */
 export interface RunOutputs {
   /** `[B, Hq, Nq, Dv]` in the plan's dtype. */
@@ -165,6 +176,15 @@ export interface Backend {
    * @returns The new tensor.
    */
   gatherRows(source: Tensor, rows: Int32Array): Promise<Tensor>;
+  /**
+   * Merges two or more states over disjoint key sets into the state over their union:
+   * `lse = log Σ e^lse_s`, `out = Σ e^(lse_s - lse) · out_s` (rows that saw no key in any state:
+   * zeros and -Infinity). Split-KV decode and shared-prefix (cascade) attention reduce to this.
+   *
+   * @param states The states, `out` of one dtype and shape, `lse` f32.
+   * @returns New contiguous tensors: `out` in the states' dtype, `lse` f32.
+   */
+  mergeStates(states: readonly AttentionState[]): Promise<AttentionState>;
   /** Frees a tensor's storage; later use of it throws. */
   release(t: Tensor): void;
   /** Frees everything the backend holds; every later call throws. Calling it again does nothing. */

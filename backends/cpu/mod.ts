@@ -24,6 +24,7 @@ import {
   tensorDesc,
 } from "../../core/tensor_desc.ts";
 import type {
+  AttentionState,
   Backend,
   BackwardInputs,
   Gradients,
@@ -31,6 +32,8 @@ import type {
   RunOutputs,
   Tensor,
 } from "../backend.ts";
+import { checkStates } from "../_check_states.ts";
+import { mergeHostStates } from "./_merge.ts";
 import {
   checkOpen,
   checkReadTarget,
@@ -347,6 +350,19 @@ export function createCpuBackend(options?: CpuBackendOptions): Backend {
         host.set(gatherStrided(data, view, staged), i * width);
       });
       return cpuTensor(host, shape, source.dtype, owner);
+    },
+    // deno-lint-ignore require-await
+    async mergeStates(states: readonly AttentionState[]): Promise<AttentionState> {
+      checkOpen(disposed, "cpu");
+      const sizes = checkStates(states);
+      states.forEach((s, i) => {
+        storageOf(s.out, `states[${i}].out`), storageOf(s.lse, `states[${i}].lse`);
+      });
+      const { out, lse } = mergeHostStates(states, sizes);
+      return {
+        out: cpuTensor(out, states[0].out.shape, states[0].out.dtype, owner),
+        lse: cpuTensor(lse, states[0].lse.shape, "f32", owner),
+      };
     },
     release(t: Tensor): void {
       checkOpen(disposed, "cpu");

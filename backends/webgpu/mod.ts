@@ -24,7 +24,16 @@ import {
   numel,
   tensorDesc,
 } from "../../core/tensor_desc.ts";
-import type { Backend, OwnedStorage, RunInputs, RunOutputs, Tensor } from "../backend.ts";
+import type {
+  AttentionState,
+  Backend,
+  OwnedStorage,
+  RunInputs,
+  RunOutputs,
+  Tensor,
+} from "../backend.ts";
+import { checkStates } from "../_check_states.ts";
+import { mergeStateBuffers } from "./_merge.ts";
 import {
   checkOpen,
   checkReadTarget,
@@ -352,6 +361,33 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
       checkRows("gather rows", source, rows);
       const out = await copyRows(rowsContext, "gather", { desc: source, buffer }, rows);
       return wrap(out, [rows.length, ...source.shape.slice(1)], source.dtype);
+    },
+    async mergeStates(states: readonly AttentionState[]): Promise<AttentionState> {
+      usable();
+      const { rows, width } = checkStates(states);
+      const buffers = states.map((s, i) => {
+        for (const role of ["out", "lse"] as const) {
+          if (!isContiguous(s[role])) {
+            fail(
+              "range",
+              "merge states",
+              `states[${i}].${role}.strides`,
+              `contiguous [${contiguousStrides(s[role].shape)}]`,
+              s[role].strides,
+            );
+          }
+        }
+        return {
+          out: storageOf(s.out, `states[${i}].out`).buffer,
+          lse: storageOf(s.lse, `states[${i}].lse`).buffer,
+        };
+      });
+      const dtype = states[0].out.dtype;
+      const merged = await mergeStateBuffers(rowsContext, buffers, rows, width, dtype);
+      return {
+        out: wrap(merged.out, states[0].out.shape, dtype),
+        lse: wrap(merged.lse, states[0].lse.shape, "f32"),
+      };
     },
     release(t: Tensor): void {
       checkOpen(disposed, "webgpu");
