@@ -29,6 +29,7 @@ import {
   lower,
   lt,
   mask,
+  page,
   performerMatrix,
   permute,
   planLayout,
@@ -127,6 +128,10 @@ export function row(
 
 const hand = (x: unknown) => x as never;
 const desc = tensorDesc([1, 2, 8, 8]);
+const pagedTwice = () => {
+  const pool = tensorDesc([4, 8, 2, 8]);
+  return page({ k: pool, v: pool })(page({ k: pool, v: pool })(attention(desc, desc, desc)));
+};
 
 /** Bad inputs of the core: descriptors, Exprs, transforms, `attention()`. */
 // deno-fmt-ignore
@@ -257,6 +262,12 @@ export const CORE_BAD_INPUTS: readonly BadInput[] = [
   row("lower()", "decay without the causal mask", () => lower(linear("elu", { decay: 0.5 })(attention(desc, desc, desc)), cpuCaps), UnsupportedSpecError, "decay without a causal mask is unsupported", "[0.5,0.5]"),
   row("lower()", "lse with linear()", () => lower(linear("elu")(attention(desc, desc, desc, { lse: true })), cpuCaps), UnsupportedSpecError, "outputs.lse with linear() is unsupported", "true"),
   row("lower()", "a spec whose normalizer was edited to a string", (f) => lower({ ...f.spec, normalizer: hand("linear") }, cpuCaps), TypeError, "normalizer must be", '"linear"'),
+  // Paged keys and values.
+  row("page()", "pools given as null", () => page(hand(null)), TypeError, "pools must be an object { k, v }", "null"),
+  row("page()", "pools of rank 3", () => page({ k: tensorDesc([4, 16, 2]), v: tensorDesc([4, 16, 2]) })(attention(desc, desc, desc)), RangeError, "k.shape must be of rank 4", "[4, 16, 2]"),
+  row("page()", "a V pool of other heads", () => page({ k: tensorDesc([4, 8, 2, 8]), v: tensorDesc([4, 8, 1, 8]) })(attention(desc, desc, desc)), RangeError, "v.shape[2] must be k's (2)", "current value is 1"),
+  row("page()", "a spec already paged", () => pagedTwice(), TypeError, "spec.paging must be absent", "blockSize, maxBlocks"),
+  row("lower()", "probs with page()", () => lower(page({ k: tensorDesc([4, 8, 2, 8]), v: tensorDesc([4, 8, 2, 8]) })(attention(desc, desc, desc, { probs: true })), cpuCaps), UnsupportedSpecError, "outputs.probs with page() is unsupported", "true"),
   row("lowRank()", "e not a descriptor", () => lowRank(hand(5), desc), TypeError, "e must be a tensor or tensor descriptor", "5"),
   row("lowRank()", "k equal to Nk", (f) => lowRank(tensorDesc([8, 8]), tensorDesc([8, 8]))(f.spec), RangeError, "lowRank.e.shape[0] (projected rows) must be in 1..7", "current value is 8"),
   row("lowRank()", "zero rows", (f) => lowRank(tensorDesc([0, 8]), tensorDesc([0, 8]))(f.spec), RangeError, "lowRank.e.shape[0] (projected rows) must be in 1..7", "current value is 0"),

@@ -15,6 +15,9 @@ import {
   mask,
   mod,
   or,
+  page,
+  permute,
+  reshape,
   score,
   scoreMod,
   sinkLogits,
@@ -24,6 +27,9 @@ import {
   UnsupportedSpecError,
 } from "../core/mod.ts";
 import { attend } from "../attend.ts";
+import { mergeStates } from "../merge_states.ts";
+import { pagedAttend } from "../paged_attend.ts";
+import { KvCache } from "../kv/kv_cache.ts";
 import { attendVjp } from "../attend_vjp.ts";
 import { vjp } from "../vjp.ts";
 import { linearAttend } from "../linear_attend.ts";
@@ -67,6 +73,18 @@ const linearPlanOf = (f: Fixture, qLen: number, kvLen: number) =>
     ),
   );
 const linearPlan = (f: Fixture) => linearPlanOf(f, 8, 8);
+
+/** A `[1, 2, 8]` view of the fixture's k (its first column): an lse-shaped tensor. */
+const rowLse = (f: Fixture) => Object.freeze({ ...f.k, shape: [1, 2, 8], strides: [128, 64, 8] });
+/** The fixture's k as a paged pool: 2 blocks of 8 slots, 1 KV head of dim 8. */
+const pool = (f: Fixture) => reshape(f.k, [2, 8, 1, 8]);
+/** A paged plan over the fixture's q (2 heads, one KV head) and `pool`: 2 block-table columns. */
+const pagedPlan = (f: Fixture) =>
+  f.backend.plan(
+    compose(groupHeads(), page({ k: pool(f), v: pool(f) }))(
+      attention(f.q, tensorDesc([1, 1, 16, 8]), tensorDesc([1, 1, 16, 8])),
+    ),
+  );
 
 /** Backward inputs over the fixture's plan: q stands in for out and dOut (Dv = D), zeros for lse. */
 const backwardIo = (f: Fixture) => ({
@@ -195,4 +213,19 @@ export const BACKEND_BAD_INPUTS: readonly BadInput[] = [
   row("attendVjp()", "misspelt option runs nothing", (f) => attendVjp(f.backend, f.q, f.k, f.v, hand({ sinkLogit: [0, 0] })), TypeError, '"sinkLogit"', 'did you mean "sinkLogits"?'),
   row("attendVjp()", "one ALiBi slope for two heads", (f) => attendVjp(f.backend, f.q, f.k, f.v, { alibi: [0.5] }), RangeError, "slopes.length must equal q heads (2)", "current value is 1"),
   row("attendVjp()", "the lse option, which it always returns", (f) => attendVjp(f.backend, f.q, f.k, f.v, hand({ lse: true })), TypeError, "each options key must be one of", '"lse"'),
+  // Row copies of the KV cache's pools.
+  row("backend.scatterRows()", "a permuted (non-contiguous) target", (f) => f.backend.scatterRows(permute(f.k, [0, 2, 1, 3]), Int32Array.of(0), f.q), RangeError, "target.strides must be contiguous [128,16,8,1]", "current value is [128, 8, 64, 1]"),
+  row("backend.scatterRows()", "rows as a plain array", (f) => f.backend.scatterRows(f.k, hand([0]), f.q), TypeError, "rows must be an Int32Array", "current value is [0]"),
+  row("backend.scatterRows()", "a row past the target's", (f) => f.backend.scatterRows(f.k, Int32Array.of(1), f.q), RangeError, "rows[0] must be in 0..0", "current value is 1"),
+  row("backend.scatterRows()", "a source of another row shape", (f) => f.backend.scatterRows(f.k, Int32Array.of(0), slice(f.q, 3, 0, 4)), RangeError, "source.shape must be [1,2,8,8]", "current value is [1, 2, 8, 4]"),
+  row("backend.scatterRows()", "a row written twice", (f) => f.backend.scatterRows(reshape(f.k, [2, 64]), Int32Array.of(1, 1), reshape(f.q, [2, 64])), RangeError, "rows[1] must be a row not written twice", "current value is 1"),
+  row("backend.scatterRows()", "a released target", (f) => f.backend.scatterRows(f.released, Int32Array.of(0), f.q), TypeError, "Cannot use target", "released"),
+  row("backend.gatherRows()", "a negative row", (f) => f.backend.gatherRows(f.q, Int32Array.of(-1)), RangeError, "rows[0] must be in 0..0", "current value is -1"),
+  row("backend.mergeStates()", "one state", (f) => f.backend.mergeStates([{ out: f.q, lse: f.k }]), RangeError, "states.length must be at least 2", "current value is 1"),
+  row("mergeStates()", "lse of mismatched shapes", (f) => mergeStates(f.backend, [{ out: f.q, lse: rowLse(f) }, { out: f.q, lse: f.k }]), RangeError, "states[1].lse.shape must be [1,2,8]", "current value is [1, 2, 8, 8]"),
+  // Paged runs and the KV cache.
+  row("backend.run()", "a paged plan with a block id past the pool", (f) => f.backend.run(pagedPlan(f), { q: f.q, k: pool(f), v: pool(f), pages: { tables: [0, 5], lengths: [16] } }), RangeError, "pages.tables[1] must be an integer in -1..1", "current value is 5"),
+  row("backend.run()", "pages with a plan that is not paged", (f) => f.backend.run(f.plan, { ...io(f), pages: { tables: [0], lengths: [1] } }), TypeError, "pages must be absent (the plan is not paged)", "keys tables, lengths"),
+  row("KvCache", "zero blocks, before any pool is allocated", (f) => new KvCache(f.backend, { numBlocks: 0, blockSize: 4, kvHeads: 1, headDim: 8 }), RangeError, "numBlocks must be", "current value is 0"),
+  row("pagedAttend()", "a cache on another backend instance", (f) => pagedAttend(f.backend, f.q, new KvCache(createCpuBackend(), { numBlocks: 2, blockSize: 4, kvHeads: 1, headDim: 8 }), [0]), TypeError, "cache must be a KvCache on this backend", "KvCache", "cpu"),
 ];
