@@ -85,3 +85,26 @@ export async function timePlan(
   }
   return elapsed / iters;
 }
+
+/**
+ * Milliseconds per run with `count` runs in flight at once (started without awaiting each):
+ * the host's per-run work overlaps the GPU's, so for short kernels this is closer to the kernel
+ * time than `timePlan`, which waits for every run as a caller of `run()` does.
+ */
+export async function timePlanQueued(
+  gpu: WebGpuBackend,
+  plan: KernelPlan,
+  io: RunInputs,
+  count = 32,
+): Promise<number> {
+  const batch = async () => {
+    const results = await Promise.all(Array.from({ length: count }, () => gpu.run(plan, io)));
+    for (const r of results) gpu.release(r.out);
+  };
+  await batch();
+  await gpu.sync();
+  const start = performance.now();
+  await batch();
+  await gpu.sync();
+  return (performance.now() - start) / count;
+}

@@ -11,7 +11,7 @@
  */
 import { attention, compose, groupHeads, lower, page, permute, tensorDesc } from "../core/mod.ts";
 import { createWebGpuBackend } from "../backends/webgpu/mod.ts";
-import { timePlan } from "./_gpu_timing.ts";
+import { timePlan, timePlanQueued } from "./_gpu_timing.ts";
 import { torchRows } from "./_torch.ts";
 
 const quick = Deno.args.includes("--quick");
@@ -50,7 +50,9 @@ for (const c of cases) {
     for (const parallelism of [gpu.caps.parallelism, undefined, 64, 256, 2048]) {
       const plan = lower(spec, { ...gpu.caps, parallelism });
       const ms = await timePlan(gpu, plan, { q, k, v: k });
+      const queuedMs = await timePlanQueued(gpu, plan, { q, k, v: k });
       log({
+        queuedMs,
         impl: "attend flash",
         batch: c.batch,
         context: c.context,
@@ -80,8 +82,10 @@ for (const c of cases) {
       // Timed twice: a fresh buffer's first few hundred milliseconds run slower (see RESULTS).
       const first = await timePlan(gpu, plan, { q, k: pool, v: pool, pages });
       const ms = await timePlan(gpu, plan, { q, k: pool, v: pool, pages });
+      const queuedMs = await timePlanQueued(gpu, plan, { q, k: pool, v: pool, pages });
       log({
         firstMs: first,
+        queuedMs,
         impl: "attend paged",
         layout,
         batch: c.batch,

@@ -97,8 +97,8 @@ export function decodeWorkgroupBytes(
   s: Pick<DecodeParams, "headDim" | "valueDim" | "rows" | "tileKv" | "paged">,
 ): number {
   const g = geometry(s);
-  // Paged kernels keep each key's K and V row index of the tile (see _decode_keys_wgsl.ts).
-  const rowTable = s.paged ? 8 * s.tileKv : 0;
+  // Paged kernels keep each key's K and V row index of two tiles (see _decode_keys_wgsl.ts).
+  const rowTable = s.paged ? 16 * s.tileKv : 0;
   return 16 * g.qv + 4 * g.sc + 8 * g.rpad * LANES + 4 * g.rpad + 8 * g.rpad + rowTable;
 }
 

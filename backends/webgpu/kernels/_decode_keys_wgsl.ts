@@ -11,14 +11,33 @@
 import { tileShareWgsl } from "./_common_wgsl.ts";
 
 /**
- * Module scope: `NONE`, and in paged mode the element index of each key's K and V row in the
- * current tile, looked up once per tile (one division per key, not one per use).
+ * Module scope: `NONE`, and in paged mode each key's K and V row index for two tiles (double
+ * buffered: tile `e + 1`'s are looked up while tile `e` is computed, so the table read's latency
+ * hides behind the tile's work and costs no barrier of its own).
  */
 export function pagedFnsWgsl(paged: boolean, keys: number): string {
   if (!paged) return "";
   return `const NONE: u32 = 0xffffffffu;
-var<workgroup> rows_k: array<u32, ${keys}>;
-var<workgroup> rows_v: array<u32, ${keys}>;
+var<workgroup> rows_k: array<u32, ${2 * keys}>;
+var<workgroup> rows_v: array<u32, ${2 * keys}>;
+// Key k0 + lid's K and V row indices (NONE past the length or in a released block) into half
+// \`half\` of the row tables.
+fn fill_rows(half: u32, k0: u32, lid: u32, kv_len: u32, table: u32, k_base: u32, v_base: u32) {
+  if (lid >= ${keys}u) { return; }
+  let key = k0 + lid;
+  var kr = NONE;
+  var vr = NONE;
+  if (key < kv_len) {
+    let block = tiles[table + key / tiles[0]];
+    let slot = key % tiles[0];
+    if (block != NONE) {
+      kr = k_base + block * p.k_sb + slot * p.k_sh;
+      vr = v_base + block * p.v_sb + slot * p.v_sh;
+    }
+  }
+  rows_k[half + lid] = kr;
+  rows_v[half + lid] = vr;
+}
 `;
 }
 
@@ -42,12 +61,12 @@ export function sequenceWgsl(paged: boolean): string {
  * or in a released block).
  */
 export function rowAt(paged: boolean, role: "k" | "v", kk: string): string {
-  return paged ? `rows_${role}[${kk}]` : `${role}_base + (k0 + ${kk}) * p.${role}_sn`;
+  return paged ? `rows_${role}[half + ${kk}]` : `${role}_base + (k0 + ${kk}) * p.${role}_sn`;
 }
 
 /** Whether tile key `kk` is held: below the length and, paged, in a held block. */
 export function heldWgsl(paged: boolean, kk: string): string {
-  return paged ? `rows_k[${kk}] != NONE` : `k0 + ${kk} < kv_len`;
+  return paged ? `rows_k[half + ${kk}] != NONE` : `k0 + ${kk} < kv_len`;
 }
 
 /**
@@ -66,25 +85,21 @@ export function keyLoopWgsl(paged: boolean, keys: number, rows: number, masked: 
   let share = (key_tiles + p.splits - 1u) / p.splits;
   let first = min(key_tiles, wg.z * share);
   let last = min(key_tiles, first + share);
+  fill_rows((first & 1u) * ${keys}u, first * ${keys}u, lid, kv_len, table, k_base, v_base);
   for (var e = first; e < last; e++) {
     let k0 = e * ${keys}u;
+    let half = (e & 1u) * ${keys}u;
     let check = ${
     masked ? "true" : `tiles[5] != 0u || k0 + ${keys}u > kv_len || row0 + ${rows}u > q_len * p.pack`
-  };
-    workgroupBarrier();
-    if (lid < ${keys}u) {
-      let key = k0 + lid;
-      var kr = NONE;
-      var vr = NONE;
-      if (key < kv_len) {
-        let block = tiles[table + key / tiles[0]];
-        let slot = key % tiles[0];
-        if (block != NONE) {
-          kr = k_base + block * p.k_sb + slot * p.k_sh;
-          vr = v_base + block * p.v_sb + slot * p.v_sh;
-        }
-      }
-      rows_k[lid] = kr;
-      rows_v[lid] = vr;
-    }`;
+  };`;
+}
+
+/**
+ * Paged: after the tile loop's first barrier, the next tile's row indices into the other half
+ * (read last in the previous tile, which that barrier has closed).
+ */
+export function nextRowsWgsl(paged: boolean, keys: number): string {
+  return paged
+    ? `if (e + 1u < last) { fill_rows(${keys}u - half, k0 + ${keys}u, lid, kv_len, table, k_base, v_base); }`
+    : "";
 }

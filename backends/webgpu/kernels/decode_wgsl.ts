@@ -35,7 +35,14 @@ import {
 } from "./_decode_geometry.ts";
 import { range } from "./_flash_geometry.ts";
 import { inputsWgsl } from "./_flash_staging_wgsl.ts";
-import { heldWgsl, keyLoopWgsl, pagedFnsWgsl, rowAt, sequenceWgsl } from "./_decode_keys_wgsl.ts";
+import {
+  heldWgsl,
+  keyLoopWgsl,
+  nextRowsWgsl,
+  pagedFnsWgsl,
+  rowAt,
+  sequenceWgsl,
+} from "./_decode_keys_wgsl.ts";
 export {
   DECODE_THREADS,
   decodeFits,
@@ -126,6 +133,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   ${keyLoopWgsl(paged, BK, R, params.mask !== undefined)}
 
     workgroupBarrier();
+    ${nextRowsWgsl(paged, BK)}
     ${scoresWgsl(g, paged)}
     workgroupBarrier();
     ${softmaxWgsl(params, g, paged)}
