@@ -63,16 +63,19 @@ export async function timeAttention(
 }
 
 /**
- * Milliseconds per run of a plan on given inputs: one warm-up, then batches of 1, 4, 16, 64
- * runs until a batch takes over 300 ms.
+ * Milliseconds per run of a plan on given inputs: warm-up runs for `warmMs` (a GPU left idle,
+ * say while the host filled a large tensor, needs most of a second to reach its clocks), then
+ * batches of 1, 4, 16, 64 runs until a batch takes over 300 ms.
  */
 export async function timePlan(
   gpu: WebGpuBackend,
   plan: KernelPlan,
   io: RunInputs,
+  warmMs = 0,
 ): Promise<number> {
   const once = async () => gpu.release((await gpu.run(plan, io)).out);
-  await once();
+  const warm = performance.now();
+  do await once(); while (performance.now() - warm < warmMs);
   await gpu.sync();
   let iters = 1, elapsed = 0;
   for (;;) {
@@ -84,27 +87,4 @@ export async function timePlan(
     iters *= 4;
   }
   return elapsed / iters;
-}
-
-/**
- * Milliseconds per run with `count` runs in flight at once (started without awaiting each):
- * the host's per-run work overlaps the GPU's, so for short kernels this is closer to the kernel
- * time than `timePlan`, which waits for every run as a caller of `run()` does.
- */
-export async function timePlanQueued(
-  gpu: WebGpuBackend,
-  plan: KernelPlan,
-  io: RunInputs,
-  count = 32,
-): Promise<number> {
-  const batch = async () => {
-    const results = await Promise.all(Array.from({ length: count }, () => gpu.run(plan, io)));
-    for (const r of results) gpu.release(r.out);
-  };
-  await batch();
-  await gpu.sync();
-  const start = performance.now();
-  await batch();
-  await gpu.sync();
-  return (performance.now() - start) / count;
 }

@@ -11,7 +11,7 @@
  */
 import { attention, compose, groupHeads, lower, page, permute, tensorDesc } from "../core/mod.ts";
 import { createWebGpuBackend } from "../backends/webgpu/mod.ts";
-import { timePlan, timePlanQueued } from "./_gpu_timing.ts";
+import { timePlan } from "./_gpu_timing.ts";
 import { torchRows } from "./_torch.ts";
 
 const quick = Deno.args.includes("--quick");
@@ -46,13 +46,58 @@ for (const c of cases) {
     const kvShape = [c.batch, KV_HEADS, c.context, DIM];
     const k = gpu.tensor(fill(c.batch * KV_HEADS * c.context * DIM), kvShape, dtype);
     const spec = groupHeads()(attention(q, k, k));
-    // The backend's default, then unsplit, then other parallelism targets (how splits pay).
-    for (const parallelism of [gpu.caps.parallelism, undefined, 64, 256, 2048]) {
+    // Paged: the same keys in a pool of 16-slot blocks, each sequence's blocks shuffled; blocks
+    // token-major [block, slot, head, dim] (the KV cache's) and head-major [block, head, slot,
+    // dim] seen through a permuted view (a head's rows of a block contiguous). Everything is
+    // allocated before anything is timed, and each timing warms the GPU up for a second first:
+    // filling the tensors leaves the GPU idle for seconds, and it then runs at a lower clock.
+    const blocks = (c.batch * c.context) / BLOCK;
+    const pages = { tables: shuffled(blocks), lengths: new Array(c.batch).fill(c.context) };
+    const logical = tensorDesc([c.batch, KV_HEADS, c.context, DIM], dtype);
+    const data = fill(blocks * BLOCK * KV_HEADS * DIM);
+    const pools = {
+      "token-major": gpu.tensor(data, [blocks, BLOCK, KV_HEADS, DIM], dtype),
+      "head-major": permute(gpu.tensor(data, [blocks, KV_HEADS, BLOCK, DIM], dtype), [0, 2, 1, 3]),
+    };
+    const contiguous = lower(spec, gpu.caps);
+    const timeContiguous = async (when: string) => {
+      const ms = await timePlan(gpu, contiguous, { q, k, v: k }, 1000);
+      log({
+        impl: "attend flash",
+        when,
+        batch: c.batch,
+        context: c.context,
+        dtype,
+        splits: contiguous.splits,
+        ms,
+        gbPerS: kvBytes(c, dtype === "f16" ? 2 : 4) / ms / 1e6,
+      });
+    };
+    await timeContiguous("before paged");
+    for (const [layout, pool] of Object.entries(pools)) {
+      const paged = compose(groupHeads(), page({ k: pool, v: pool }))(
+        attention(q, logical, logical),
+      );
+      const plan = gpu.plan(paged);
+      const ms = await timePlan(gpu, plan, { q, k: pool, v: pool, pages }, 1000);
+      log({
+        impl: "attend paged",
+        layout,
+        batch: c.batch,
+        context: c.context,
+        dtype,
+        blockSize: BLOCK,
+        splits: plan.splits,
+        ms,
+        gbPerS: kvBytes(c, dtype === "f16" ? 2 : 4) / ms / 1e6,
+      });
+    }
+    await timeContiguous("after paged");
+    // Unsplit, then other parallelism targets (how splits pay).
+    for (const parallelism of [undefined, 64, 256, 2048]) {
       const plan = lower(spec, { ...gpu.caps, parallelism });
       const ms = await timePlan(gpu, plan, { q, k, v: k });
-      const queuedMs = await timePlanQueued(gpu, plan, { q, k, v: k });
       log({
-        queuedMs,
         impl: "attend flash",
         batch: c.batch,
         context: c.context,
@@ -64,41 +109,7 @@ for (const c of cases) {
         gbPerS: kvBytes(c, dtype === "f16" ? 2 : 4) / ms / 1e6,
       });
     }
-    // Paged: the same keys in a pool of 16-slot blocks, each sequence's blocks shuffled; blocks
-    // token-major [block, slot, head, dim] (the KV cache's) and head-major [block, head, slot,
-    // dim] seen through a permuted view (a head's rows of a block contiguous).
-    const blocks = (c.batch * c.context) / BLOCK;
-    const pages = { tables: shuffled(blocks), lengths: new Array(c.batch).fill(c.context) };
-    const logical = tensorDesc([c.batch, KV_HEADS, c.context, DIM], dtype);
-    for (const layout of ["token-major", "head-major"] as const) {
-      const data = fill(blocks * BLOCK * KV_HEADS * DIM);
-      const pool = layout === "token-major"
-        ? gpu.tensor(data, [blocks, BLOCK, KV_HEADS, DIM], dtype)
-        : permute(gpu.tensor(data, [blocks, KV_HEADS, BLOCK, DIM], dtype), [0, 2, 1, 3]);
-      const paged = compose(groupHeads(), page({ k: pool, v: pool }))(
-        attention(q, logical, logical),
-      );
-      const plan = gpu.plan(paged);
-      // Timed twice: a fresh buffer's first few hundred milliseconds run slower (see RESULTS).
-      const first = await timePlan(gpu, plan, { q, k: pool, v: pool, pages });
-      const ms = await timePlan(gpu, plan, { q, k: pool, v: pool, pages });
-      const queuedMs = await timePlanQueued(gpu, plan, { q, k: pool, v: pool, pages });
-      log({
-        firstMs: first,
-        queuedMs,
-        impl: "attend paged",
-        layout,
-        batch: c.batch,
-        context: c.context,
-        dtype,
-        blockSize: BLOCK,
-        splits: plan.splits,
-        ms,
-        gbPerS: kvBytes(c, dtype === "f16" ? 2 : 4) / ms / 1e6,
-      });
-      gpu.release(pool);
-    }
-    gpu.release(q), gpu.release(k);
+    for (const t of [q, k, ...Object.values(pools)]) gpu.release(t);
   }
 }
 
