@@ -7,7 +7,14 @@
  */
 import fc from "fast-check";
 import { assertEquals, assertLessOrEqual } from "@std/assert";
-import { attend, type Backend, pagedAttend } from "../../mod.ts";
+import {
+  attend,
+  type Backend,
+  or,
+  pagedAttend,
+  sinks as sinksMask,
+  slidingWindow,
+} from "../../mod.ts";
 import { createCpuBackend } from "../../backends/cpu/mod.ts";
 import { KvCache, MemoryPageStore } from "../../kv/mod.ts";
 import { maxAbsError } from "../_oracle.ts";
@@ -248,5 +255,48 @@ Deno.test("chunked prefill through the cache in random chunk sizes equals one-sh
     ),
     { numRuns: 30 },
   );
+  backend.dispose();
+});
+
+Deno.test("StreamingLLM through the cache: a windowed cache with sinks releases old blocks and still equals contiguous attention", async () => {
+  const backend = createCpuBackend();
+  const WINDOW = 8, SINKS = 4;
+  const cache = new KvCache(backend, {
+    numBlocks: 8,
+    blockSize: 4,
+    kvHeads: KV_HEADS,
+    headDim: DIM,
+    window: WINDOW,
+    sinks: SINKS,
+  });
+  const seq = cache.create();
+  const tokens: number[] = [];
+  const streaming = or(slidingWindow(WINDOW), sinksMask(SINKS));
+  // 60 tokens one at a time would need 15 blocks without the window: 8 must do.
+  for (let t = 0; t < 60; t++) {
+    tokens.push(t % 9);
+    const k = backend.tensor(sliceTokens(rowsOf(tokens, 0), tokens.length, t), [
+      1,
+      KV_HEADS,
+      1,
+      DIM,
+    ]);
+    const v = backend.tensor(sliceTokens(rowsOf(tokens, 1), tokens.length, t), [
+      1,
+      KV_HEADS,
+      1,
+      DIM,
+    ]);
+    await cache.append(seq, [tokens[t]], [{ k, v }]);
+    const q = backend.tensor(randomData(HEADS * DIM, t), [1, HEADS, 1, DIM]);
+    const paged = await pagedAttend(backend, q, cache, [seq], { mask: streaming });
+    const all = (salt: number) =>
+      backend.tensor(rowsOf(tokens, salt), [1, KV_HEADS, tokens.length, DIM]);
+    const plain = await attend(backend, q, all(0), all(1), { mask: streaming });
+    const [a, b] = await backend.readMany([paged.out, plain.out]);
+    assertLessOrEqual(maxAbsError(a, b), 1e-5);
+  }
+  assertLessOrEqual(cache.table.stats().used, 5); // the sink block and the window's blocks
+  cache.dispose();
   backend.dispose();
 });
