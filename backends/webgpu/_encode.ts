@@ -22,6 +22,7 @@ import { literalWords } from "../../core/to_wgsl.ts";
 import { LITERALS_BINDING, modifierLiterals } from "./kernels/_common_wgsl.ts";
 import { flashChunks, flashVecAligned, flashWgsl } from "./kernels/flash_wgsl.ts";
 import { decodeFits, decodeWgsl } from "./kernels/decode_wgsl.ts";
+import { pagedSource } from "./_paged_source.ts";
 import { MERGE_THREADS, mergeStatesWgsl } from "./kernels/merge_states_wgsl.ts";
 import {
   type MaterializedParams,
@@ -132,12 +133,15 @@ async function compileKernels(compiler: KernelCompiler, plan: KernelPlan): Promi
     sinkLogits: plan.sinkLogits,
   };
   const pack = plan.dtype === "f16" ? pipelines.get("pack f16", packF16Wgsl()) : undefined;
-  if (plan.family === "flash") {
+  if (plan.family === "flash" || plan.family === "paged") {
     const merge = plan.splits > 1
       ? pipelines.get(`merge states: ${label}`, mergeStatesWgsl(plan))
       : undefined;
+    const source = plan.family === "paged"
+      ? pagedSource(compiler, plan, params)
+      : flashSource(compiler, plan, params);
     return {
-      flash: await pipelines.get(`flash: ${label}`, flashSource(compiler, plan, params)),
+      flash: await pipelines.get(`${plan.family}: ${label}`, source),
       pack: await pack,
       merge: await merge,
     };
@@ -323,14 +327,8 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
         );
       }
     }
-    if (kernels.merge && params && rows > 0) {
-      dispatch(
-        device,
-        pass,
-        kernels.merge,
-        { 0: params, 3: partLse, 4: partOut, 5: outF32, 6: lse, ...(plan.sinkLogits ? lits : {}) },
-        grid(Math.ceil((rows * Math.max(1, valueDim)) / MERGE_THREADS)),
-      );
+    if (params && rows > 0) {
+      encodeMerge(device, pass, kernels, plan, { params, partOut, partLse, outF32, lse, lits });
     }
   } else if (kernels.scores && kernels.softmax && kernels.output) {
     const scores = pool.acquire(Math.max(4, headsPerPass * scoreBytesPerHead), `scores: ${label}`);
@@ -368,18 +366,11 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
     }
   }
 
-  let out = outF32;
-  if (kernels.pack) {
-    const elements = batch * heads * qLen * valueDim;
-    out = pool.acquire(Math.max(4, 2 * (elements + (elements & 1))), `out f16: ${label}`);
-    temporaries.push(outF32);
-    const count = uniform(new Uint32Array([elements, 0, 0, 0]).buffer);
-    const words = Math.ceil(elements / 2);
-    if (words > 0) {
-      const [x, y] = grid(Math.ceil(words / 256));
-      dispatch(device, pass, kernels.pack, { 0: outF32, 1: out, 2: count }, [x, y]);
-    }
-  }
+  const out = encodePack(req, pass, kernels, outF32, batch * heads * qLen * valueDim, {
+    label,
+    uniform,
+    temporaries,
+  });
   await submitChecked(device, pass, encoder, label, {
     pool,
     uniformPool: req.uniformPool,
@@ -388,4 +379,72 @@ export async function encodeAttention(req: EncodeRequest): Promise<EncodeResult>
     results: [out, ...(plan.outputs.lse ? [lse] : []), ...(probs ? [probs] : [])],
   });
   return { out, ...(plan.outputs.lse ? { lse } : {}), ...(probs ? { probs } : {}) };
+}
+
+/** A split plan's buffers: its key splits' states, the merged `out` and `lse`, and uniforms. */
+export interface SplitBuffers {
+  readonly params: GPUBuffer;
+  readonly partOut: GPUBuffer;
+  readonly partLse: GPUBuffer;
+  readonly outF32: GPUBuffer;
+  readonly lse: GPUBuffer;
+  readonly lits: Bindings;
+}
+
+/** The merge pass of a split plan (flash or paged): its splits' states into `out` and `lse`. */
+export function encodeMerge(
+  device: GPUDevice,
+  pass: GPUComputePassEncoder,
+  kernels: Kernels,
+  plan: KernelPlan,
+  b: SplitBuffers,
+): void {
+  if (!kernels.merge) return;
+  const { batch, heads, qLen, valueDim } = plan.sizes;
+  dispatch(
+    device,
+    pass,
+    kernels.merge,
+    {
+      0: b.params,
+      3: b.partLse,
+      4: b.partOut,
+      5: b.outF32,
+      6: b.lse,
+      ...(plan.sinkLogits ? b.lits : {}),
+    },
+    grid(Math.ceil((batch * heads * qLen * Math.max(1, valueDim)) / MERGE_THREADS)),
+  );
+}
+
+/**
+ * A run's f32 `out` packed into f16 storage when the plan stores f16 (the f32 buffer then joins
+ * the run's scratch); else `outF32` itself.
+ */
+export function encodePack(
+  req: { readonly device: GPUDevice; readonly pool: BufferPool },
+  pass: GPUComputePassEncoder,
+  kernels: Kernels,
+  outF32: GPUBuffer,
+  elements: number,
+  run: { label: string; uniform: (data: ArrayBuffer) => GPUBuffer; temporaries: GPUBuffer[] },
+): GPUBuffer {
+  if (!kernels.pack) return outF32;
+  const out = req.pool.acquire(
+    Math.max(4, 2 * (elements + (elements & 1))),
+    `out f16: ${run.label}`,
+  );
+  run.temporaries.push(outF32);
+  const count = run.uniform(new Uint32Array([elements, 0, 0, 0]).buffer);
+  const words = Math.ceil(elements / 2);
+  if (words > 0) {
+    dispatch(
+      req.device,
+      pass,
+      kernels.pack,
+      { 0: outF32, 1: out, 2: count },
+      grid(Math.ceil(words / 256)),
+    );
+  }
+  return out;
 }

@@ -12,17 +12,13 @@ import {
   type Bindings,
   checkBinding,
   dispatch,
-  grid,
   paramsData,
   submitChecked,
   tensorBinding,
 } from "./_dispatch.ts";
-import type { KernelCompiler, Kernels } from "./_encode.ts";
+import { compiledKernels, encodeMerge, encodePack, type KernelCompiler } from "./_encode.ts";
+import { pagedRows } from "./_paged_source.ts";
 import { LITERALS_BINDING, modifierLiterals } from "./kernels/_common_wgsl.ts";
-import { decodeWgsl, decodeWorkgroupBytes } from "./kernels/decode_wgsl.ts";
-import { flashVecAligned } from "./kernels/flash_wgsl.ts";
-import { packF16Wgsl } from "./kernels/materialized_wgsl.ts";
-import { MERGE_THREADS, mergeStatesWgsl } from "./kernels/merge_states_wgsl.ts";
 
 /** Units (sequence × packed head group) one dispatch covers, the grid's y limit. */
 const UNITS_PER_PASS = 65535;
@@ -30,59 +26,6 @@ const UNITS_PER_PASS = 65535;
 function label(plan: KernelPlan): string {
   const s = plan.sizes, g = plan.paging!;
   return `paged ${plan.dtype} B${s.batch} H${s.heads}/${s.kvHeads} Nq${s.qLen} blocks ${g.maxBlocks}x${g.blockSize} D${s.headDim}/${s.valueDim}`;
-}
-
-/**
- * Rows one workgroup holds: the plan's tile rows, fewer where the device's workgroup memory
- * cannot hold them (large head dims).
- */
-function workgroupRows(plan: KernelPlan, limit: number): number {
-  for (let rows = plan.tile.q; rows >= 1; rows--) {
-    const need = decodeWorkgroupBytes({ ...plan.sizes, rows, tileKv: plan.tile.kv, paged: true });
-    if (need <= limit) return rows;
-  }
-  throw new RangeError(
-    `Cannot run ${
-      label(plan)
-    }: head dims ${plan.sizes.headDim}/${plan.sizes.valueDim} must fit the device's maxComputeWorkgroupStorageSize ${limit} with one row`,
-  );
-}
-
-async function compilePaged(compiler: KernelCompiler, plan: KernelPlan): Promise<Kernels> {
-  const { pipelines, device } = compiler;
-  const rows = workgroupRows(plan, device.limits.maxComputeWorkgroupStorageSize);
-  const source = decodeWgsl({
-    headDim: plan.sizes.headDim,
-    valueDim: plan.sizes.valueDim,
-    dtype: plan.dtype,
-    mask: plan.mask,
-    scoreMod: plan.scoreMod,
-    sinkLogits: plan.sinkLogits,
-    rows,
-    tileKv: plan.tile.kv,
-    vec: flashVecAligned(plan),
-    paged: true,
-  });
-  const merge = plan.splits > 1
-    ? pipelines.get(`merge states: ${label(plan)}`, mergeStatesWgsl(plan))
-    : undefined;
-  const pack = plan.dtype === "f16" ? pipelines.get("pack f16", packF16Wgsl()) : undefined;
-  return {
-    flash: await pipelines.get(`paged: ${label(plan)}`, source),
-    merge: await merge,
-    pack: await pack,
-  };
-}
-
-/** A paged plan's pipelines, compiled once per plan object (shared cache with other plans). */
-export function pagedKernels(compiler: KernelCompiler, plan: KernelPlan): Promise<Kernels> {
-  let kernels = compiler.compiled.get(plan);
-  if (!kernels) {
-    kernels = compilePaged(compiler, plan);
-    kernels.catch(() => compiler.compiled.delete(plan));
-    compiler.compiled.set(plan, kernels);
-  }
-  return kernels;
 }
 
 /**
@@ -132,8 +75,8 @@ export async function encodePaged(
   const outBytes = 4 * rowCount * valueDim;
   checkBinding(device, name, "out", outBytes);
   checkBinding(device, name, `${splits} key splits' states`, splits > 1 ? splits * outBytes : 0);
-  const kernels = await pagedKernels(req, plan);
-  const rows = workgroupRows(plan, device.limits.maxComputeWorkgroupStorageSize);
+  const kernels = await compiledKernels(req, plan);
+  const rows = pagedRows(plan, device);
 
   device.pushErrorScope("out-of-memory");
   device.pushErrorScope("validation");
@@ -175,27 +118,14 @@ export async function encodePaged(
       [rowTiles, Math.min(UNITS_PER_PASS, units - base), splits],
     );
   }
-  if (kernels.merge && params) {
-    dispatch(
-      device,
-      pass,
-      kernels.merge,
-      { 0: params, 3: partLse, 4: partOut, 5: outF32, 6: lse, ...(plan.sinkLogits ? lits : {}) },
-      grid(Math.ceil((rowCount * Math.max(1, valueDim)) / MERGE_THREADS)),
-    );
+  if (params) {
+    encodeMerge(device, pass, kernels, plan, { params, partOut, partLse, outF32, lse, lits });
   }
-  let out = outF32;
-  if (kernels.pack) {
-    const elements = rowCount * valueDim;
-    out = pool.acquire(Math.max(4, 2 * (elements + (elements & 1))), `out f16: ${name}`);
-    temporaries.push(outF32);
-    const count = uniform(new Uint32Array([elements, 0, 0, 0]).buffer);
-    if (elements > 0) {
-      dispatch(device, pass, kernels.pack, { 0: outF32, 1: out, 2: count }, [
-        ...grid(Math.ceil(Math.ceil(elements / 2) / 256)),
-      ]);
-    }
-  }
+  const out = encodePack(req, pass, kernels, outF32, rowCount * valueDim, {
+    label: name,
+    uniform,
+    temporaries,
+  });
   await submitChecked(device, pass, encoder, name, {
     pool,
     uniformPool: req.uniformPool,

@@ -56,7 +56,7 @@ import {
 } from "./_encode.ts";
 import { encodeHierarchical, hierarchicalKernels } from "./_hierarchical.ts";
 import { encodeLinear, linearKernels } from "./_linear.ts";
-import { encodePaged, pagedKernels } from "./_paged.ts";
+import { encodePaged } from "./_paged.ts";
 import { copyRows, type RowsContext } from "./_rows.ts";
 import { checkPages, checkRows } from "../_check_pages.ts";
 import { encodeLowRank, lowRankKernels } from "./_low_rank.ts";
@@ -251,7 +251,6 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
       if (plan.family === "hierarchical") await hierarchicalKernels(compiler, plan);
       else if (plan.lowRank) await lowRankKernels({ ...compiler, plan });
       else if (plan.family === "linear") await linearKernels(compiler, plan);
-      else if (plan.family === "paged") await pagedKernels(compiler, plan);
       else await compiledKernels(compiler, plan);
     },
     async run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs> {
