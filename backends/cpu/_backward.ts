@@ -2,7 +2,11 @@
  * CPU backward kernel (FlashAttention-2's, by recomputation): per query tile and listed key tile,
  * `S = scale·q·kᵀ` (score modifier applied, hidden keys left out), `P = exp(S − lse)`,
  * `dV += Pᵀ·dO`, `dP = dO·Vᵀ`, `dS = P ∘ (dP − D)` times the modifier's derivative, `dQ += scale·dS·K`,
- * `dK += scale·dSᵀ·Q`, with `D = rowsum(dO ∘ O)`. Scratch: two tiles and per-head f64
+ * `dK += scale·dSᵀ·Q`, with `D = Σ_j P·dP` (= rowsum(dO ∘ O)). The row statistics, `lse` and
+ * `D`, are recomputed in f64 in one more pass over the listed keys rather than taken from the
+ * saved f32 `lse` and `out`: their rounding would enter every P and dS, and reductions over all
+ * of a head's entries (an ALiBi slope's gradient, each term weighted by its distance `j − i`)
+ * add it up past the plain f32 reference's error. Scratch: two tiles and per-head f64
  * accumulators, O(N·d), never `Nq × Nk`. One thread walks heads, tiles, rows and keys in a fixed
  * order (a KV head's query heads in increasing order), so two runs give identical bits. Rows that
  * saw no key (`lse = −∞`) get zero gradients.
@@ -14,8 +18,7 @@ import type { ScoreModGradient } from "../../core/score_mod_gradient.ts";
 import { planLayout } from "../../core/plan_layout.ts";
 import { firstRow } from "../../core/tile_lists.ts";
 import type { BackwardInputs } from "../backend.ts";
-import { gatherStrided } from "../_strided.ts";
-import { dataOf, gatherHead, type HostArray, hostArray } from "./_storage.ts";
+import { gatherHead, type HostArray, hostArray } from "./_storage.ts";
 
 /** A backward pass's results, as host arrays (the backend wraps them as tensors). */
 export interface BackwardResult {
@@ -39,7 +42,7 @@ interface Elementwise {
 interface HeadRows {
   readonly q: Float32Array;
   readonly dO: Float32Array;
-  readonly lse: Float32Array;
+  readonly lse: Float64Array;
   readonly delta: Float64Array;
   readonly dQ: Float64Array;
 }
@@ -66,7 +69,6 @@ export function runBackward(
   const dQ = new Float64Array(qLen * headDim);
   const dSink = plan.sinkLogits && new Array<number>(heads).fill(0);
   const dParams = fn.dParams.map(() => new Array<number>(heads).fill(0));
-  const lseAll = gatherStrided(dataOf(io.lse), io.lse, new Float32Array(batch * heads * qLen));
   const tiles = backwardTiles(plan);
   for (let b = 0; b < batch; b++) {
     for (let kh = 0; kh < kvHeads; kh++) {
@@ -75,7 +77,10 @@ export function runBackward(
       for (let h = kh * group; h < (kh + 1) * group; h++) {
         fn.env.b = b, fn.env.h = h;
         const row0 = (b * heads + h) * qLen;
-        const rows = headRows(plan, io, b, h, lseAll.subarray(row0, row0 + qLen), dQ);
+        const q = gatherHead(io.q, b, h), dO = gatherHead(io.dOut, b, h);
+        dQ.fill(0);
+        const data = { q, dO, keys, values };
+        const rows = { q, dO, dQ, ...rowStatistics(plan, fn, tiles, data, b, h) };
         if (dSink) dSink[h] += sinkGradient(plan.sinkLogits![h], rows);
         const params = dParams.map((d) => d[h]);
         tiles.head(b, h, (i0, i1, j0, j1, partial) => {
@@ -123,26 +128,56 @@ function backwardTiles(plan: KernelPlan) {
   };
 }
 
-/** Gathers `(b, h)`'s rows and computes `D_i = dO_i · O_i` (0 where the row saw no key). */
-function headRows(
+/**
+ * Each row's log-sum-exp over its visible keys (and the head's sink logit) and `D = Σ_j P·dP`, in
+ * f64 with an online maximum; a row that saw no key gets `D = 0` and `lse = -Infinity` (or the
+ * sink logit).
+ */
+function rowStatistics(
   plan: KernelPlan,
-  io: BackwardInputs,
+  fn: Elementwise,
+  tiles: ReturnType<typeof backwardTiles>,
+  data: { q: Float32Array; dO: Float32Array; keys: Float32Array; values: Float32Array },
   b: number,
   h: number,
-  lse: Float32Array,
-  dQ: Float64Array,
-): HeadRows {
-  const { qLen, valueDim } = plan.sizes;
-  const dO = gatherHead(io.dOut, b, h), out = gatherHead(io.out, b, h);
-  const delta = new Float64Array(qLen);
+): { lse: Float64Array; delta: Float64Array } {
+  const { qLen, headDim, valueDim } = plan.sizes, env = fn.env, { q, dO, keys, values } = data;
+  const max = new Float64Array(qLen).fill(-Infinity), sum = new Float64Array(qLen);
+  const weighted = new Float64Array(qLen);
+  tiles.head(b, h, (i0, i1, j0, j1, partial) => {
+    for (let i = i0; i < i1; i++) {
+      env.qIdx = i;
+      for (let j = j0; j < j1; j++) {
+        env.kvIdx = j;
+        if (partial && fn.mask && fn.mask(env) === 0) continue;
+        env.score = dot(q, i * headDim, keys, j * headDim, headDim) * plan.scale;
+        const s = fn.scoreMod ? fn.scoreMod(env) : env.score;
+        if (s === -Infinity) continue; // weight 0
+        if (s > max[i] || s !== s) {
+          const rescale = max[i] === -Infinity ? 0 : Math.exp(max[i] - s);
+          sum[i] *= rescale, weighted[i] *= rescale, max[i] = s;
+        }
+        const e = Math.exp(s - max[i]);
+        sum[i] += e;
+        weighted[i] += e * dot(dO, i * valueDim, values, j * valueDim, valueDim);
+      }
+    }
+  });
+  const sink = plan.sinkLogits?.[h];
+  const lse = new Float64Array(qLen), delta = new Float64Array(qLen);
   for (let i = 0; i < qLen; i++) {
-    if (lse[i] === -Infinity) continue;
-    let sum = 0;
-    for (let d = 0; d < valueDim; d++) sum += dO[i * valueDim + d] * out[i * valueDim + d];
-    delta[i] = sum;
+    const m = max[i];
+    if (!(sum[i] > 0)) {
+      lse[i] = sum[i] === 0 ? sink ?? -Infinity : NaN;
+      delta[i] = sum[i] === 0 ? 0 : NaN;
+      continue;
+    }
+    const top = sink === undefined ? m : Math.max(m, sink);
+    const total = sum[i] * Math.exp(m - top) + (sink === undefined ? 0 : Math.exp(sink - top));
+    lse[i] = top + Math.log(total);
+    delta[i] = (weighted[i] * Math.exp(m - top)) / total;
   }
-  dQ.fill(0);
-  return { q: gatherHead(io.q, b, h), dO, lse, delta, dQ };
+  return { lse, delta };
 }
 
 /** `∂loss/∂sink = −Σ_i P_sink,i · D_i`: the sink takes probability from every key alike. */
