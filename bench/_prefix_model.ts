@@ -6,8 +6,17 @@
 import type { Backend, Tensor } from "../backends/backend.ts";
 import type { KvCacheOptions } from "../kv/mod.ts";
 
+/** The benchmark's model sizes. */
+export interface ModelSizes {
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly dim: number;
+  readonly prefix: number;
+  readonly suffix: number;
+}
+
 /** Sizes per backend: the CPU's TypeScript paged kernel gets a smaller model. */
-export function modelSizes(backend: string) {
+export function modelSizes(backend: string): ModelSizes {
   return backend === "cpu"
     ? { heads: 8, kvHeads: 2, dim: 64, prefix: 2048, suffix: 64 }
     : { heads: 32, kvHeads: 8, dim: 128, prefix: 2048, suffix: 64 };
