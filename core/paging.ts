@@ -5,6 +5,7 @@
  * `queryLengths[s]` queries, its last tokens (bottom-right aligned, as everywhere).
  * @module
  */
+import { descOf } from "./_desc.ts";
 import { assertInteger, assertObject, fail, MAX_SIZE } from "./_check.ts";
 import { assertDesc, type TensorDesc } from "./tensor_desc.ts";
 import type { AttentionSpec } from "./spec.ts";
@@ -121,7 +122,7 @@ export function page(pools: KvPools): (spec: AttentionSpec) => AttentionSpec {
   const context = "page attention";
   assertObject(pools, context, "pools", "an object { k, v } of pool descriptors");
   for (const name of ["k", "v"] as const) assertDesc(pools[name], context, `pools.${name}`);
-  const [k, v] = [freeze(pools.k), freeze(pools.v)];
+  const [k, v] = [descOf(pools.k), descOf(pools.v)];
   return (spec) => {
     assertObject(spec, context, "spec", "an AttentionSpec from attention()");
     if (spec.paging !== undefined) fail("type", context, "spec.paging", "absent", spec.paging);
@@ -140,13 +141,4 @@ export function page(pools: KvPools): (spec: AttentionSpec) => AttentionSpec {
     }
     return Object.freeze({ ...spec, k, v, paging });
   };
-}
-
-function freeze(d: TensorDesc): TensorDesc {
-  return Object.freeze({
-    dtype: d.dtype,
-    shape: Object.freeze([...d.shape]),
-    strides: Object.freeze([...d.strides]),
-    offset: d.offset,
-  });
 }

@@ -3,6 +3,7 @@
  * `attention(q, k, v)` and refine it with transforms.
  * @module
  */
+import { descOf } from "./_desc.ts";
 import type { Expr } from "./expr.ts";
 import { assertExpr } from "./expr_tree.ts";
 import { assertDesc, type TensorDesc } from "./tensor_desc.ts";
@@ -210,15 +211,6 @@ function assertOperands(context: string, q: unknown, k: unknown, v: unknown): vo
       `Cannot ${context}: k.shape[1] (KV heads) must divide q heads (${heads}), current value is ${kvHeads}`,
     );
   }
-}
-
-function descOf(d: TensorDesc): TensorDesc {
-  return Object.freeze({
-    dtype: d.dtype,
-    shape: Object.freeze([...d.shape]),
-    strides: Object.freeze([...d.strides]),
-    offset: d.offset,
-  });
 }
 
 const OPTIONS = { scale: "number", lse: "boolean", probs: "boolean" } as const;

@@ -2,6 +2,7 @@
  * Low-rank attention (Linformer): keys and values projected along the sequence axis.
  * @module
  */
+import { descOf } from "../core/_desc.ts";
 import { assertLowRank } from "../core/low_rank.ts";
 import type { Transform } from "../core/transforms.ts";
 import { type AttentionSpec, specSizes } from "../core/spec.ts";
@@ -9,16 +10,6 @@ import { assertDesc, type TensorDesc } from "../core/tensor_desc.ts";
 import { assertObject } from "../core/_check.ts";
 
 const CONTEXT = "create low-rank attention";
-
-/** A descriptor's fields, frozen: a tensor's storage must not enter the spec (plans are JSON). */
-function projectionDesc(d: TensorDesc): TensorDesc {
-  return Object.freeze({
-    dtype: d.dtype,
-    shape: Object.freeze([...d.shape]),
-    strides: Object.freeze([...d.strides]),
-    offset: d.offset,
-  });
-}
 
 /**
  * Low-rank attention (Linformer, Wang et al. 2020): the `Nk` keys and values are projected along
@@ -68,7 +59,7 @@ function projectionDesc(d: TensorDesc): TensorDesc {
 export function lowRank(e: TensorDesc, f: TensorDesc): Transform {
   assertDesc(e, CONTEXT, "e");
   assertDesc(f, CONTEXT, "f");
-  const projections = Object.freeze({ e: projectionDesc(e), f: projectionDesc(f) });
+  const projections = Object.freeze({ e: descOf(e), f: descOf(f) });
   return (spec: AttentionSpec) => {
     assertObject(spec, "apply lowRank()", "spec", "an AttentionSpec from attention()");
     assertLowRank(projections, "apply lowRank()", { ...specSizes(spec), dtype: spec.q.dtype });
