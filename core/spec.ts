@@ -160,7 +160,7 @@ export const KERNEL_FAMILIES: readonly KernelFamily[] = Object.freeze([
  * ```ts
  * import { assertKernelFamily } from "@attend/attend/core";
  * import { assertThrows } from "@std/assert";
- * assertThrows(() => assertKernelFamily("paged"), TypeError, 'current value is "paged"');
+ * assertThrows(() => assertKernelFamily("sparse"), TypeError, 'current value is "sparse"');
  * ```
  */
 export function assertKernelFamily(
