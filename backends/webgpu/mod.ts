@@ -27,12 +27,16 @@ import {
 import type {
   AttentionState,
   Backend,
+  BackwardInputs,
+  Gradients,
   OwnedStorage,
   RunInputs,
   RunOutputs,
   Tensor,
 } from "../backend.ts";
 import { checkStates } from "../_check_states.ts";
+import { checkBackwardInputs } from "../_check_backward.ts";
+import { encodeBackward } from "./_backward.ts";
 import { mergeStateBuffers } from "./_merge.ts";
 import {
   checkOpen,
@@ -326,6 +330,30 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
         out: wrap(result.out, [batch, heads, qLen, valueDim], plan.dtype),
         ...(result.lse ? { lse: wrap(result.lse, [batch, heads, qLen], "f32") } : {}),
         ...(result.probs ? { probs: wrap(result.probs, [batch, heads, qLen, kvLen], "f32") } : {}),
+      };
+    },
+    async backward(plan: KernelPlan, io: BackwardInputs): Promise<Gradients> {
+      usable();
+      assertPlan(plan, caps);
+      const { storages, gradient } = checkBackwardInputs<GpuStorage>(plan, io, "webgpu", owner);
+      const buffers = {
+        q: storages.q.buffer,
+        k: storages.k.buffer,
+        v: storages.v.buffer,
+        out: storages.out.buffer,
+        lse: storages.lse.buffer,
+        dOut: storages.dOut.buffer,
+      };
+      const software = ctx.fallback;
+      const request = { ...compiler, pool, uniformPool, staging, plan, io, buffers, software };
+      const result = await encodeBackward(gradient ? { ...request, gradient } : request);
+      const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
+      const { dq, dk, dv, ...params } = result;
+      return {
+        dq: wrap(dq, [batch, heads, qLen, headDim], plan.dtype),
+        dk: wrap(dk, [batch, kvHeads, kvLen, headDim], plan.dtype),
+        dv: wrap(dv, [batch, kvHeads, kvLen, valueDim], plan.dtype),
+        ...params,
       };
     },
     async scatterRows(target: Tensor, rows: Int32Array, source: Tensor): Promise<void> {
