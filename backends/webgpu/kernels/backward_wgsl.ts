@@ -111,15 +111,37 @@ export function backwardTileWgsl(params: BackwardTileParams): string {
       : `acc_${name}[m]`;
   const per = (dim: "D" | "V") =>
     soft ? `(${dim} + G - 1u - grp) / G` : `${dim === "D" ? s.perD : s.perV}u`;
+  // Hardware: unrolled, so the local arrays are indexed by constants and stay in registers.
   const overDims = (dim: "D" | "V", body: string) =>
-    `for (var m = 0u; m < ${per(dim)}; m++) { let d = grp + G * m; ${body} }`;
+    soft ? `for (var m = 0u; m < ${per(dim)}; m++) { let d = grp + G * m; ${body} }` : Array.from(
+      { length: dim === "D" ? s.perD : s.perV },
+      (_, m) => `{ let d = grp + G * ${m}u; ${body.replaceAll("[m]", `[${m}]`)} }`,
+    ).join("\n      ");
   const qRows = kv ? "walk0" : "own0", kRows = kv ? "own0" : "walk0";
-  const load = (name: string, first: string, dim: "D" | "V") =>
-    soft ? "" : `for (var x = lid; x < ${B}u * ${dim}; x += ${T}u) {
-      let r = x / ${dim};
-      let d = x % ${dim};
-      ${name}s[r * S${dim} + d] = g${name}(bh_${"qg".includes(name) ? "q" : "k"}, ${first} + r, d);
+  // A row's address once per load, not per element (index arithmetic outweighed the FMAs).
+  const rowBase: Record<string, [string, string, string, string]> = {
+    q: ["q_at(bh_q, 0u)", "p.q_sn", "p.q_sd", "load_q"],
+    g: ["bh_q * p.q_len * V", "V", "1u", "go"],
+    k: ["k_at(bh_k, 0u)", "p.k_sn", "p.k_sd", "load_k"],
+    v: ["v_at(bh_k, 0u)", "p.v_sn", "p.v_sd", "load_v"],
+  };
+  const load = (name: string, first: string, dim: "D" | "V") => {
+    if (soft) return "";
+    const [base, sn, sd, fn] = rowBase[name];
+    const len = "qg".includes(name) ? "p.q_len" : "p.kv_len";
+    const read = fn === "go" ? `go[at]` : `${fn}(at)`;
+    return `{
+      let base = ${base};
+      for (var x = lid; x < ${B}u * ${dim}; x += ${T}u) {
+        let r = x / ${dim};
+        let d = x % ${dim};
+        let i = ${first} + r;
+        var val = 0.0;
+        if (i < ${len}) { let at = base + i * ${sn} + d * ${sd}; val = ${read}; }
+        ${name}s[r * S${dim} + d] = val;
+      }
     }`;
+  };
   const loadQ = `${load("q", qRows, "D")}\n${load("g", qRows, "V")}
     for (var r = lid; r < ${B}u; r += ${T}u) {
       let i = ${qRows} + r;
