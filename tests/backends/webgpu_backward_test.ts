@@ -11,7 +11,7 @@ import {
   randomData,
   type Shape,
 } from "../_arbitraries.ts";
-import { maxAbsError } from "../_oracle.ts";
+import { maxAbsError, oracle } from "../_oracle.ts";
 import {
   type BackwardCase,
   backwardOracle,
@@ -94,18 +94,21 @@ Deno.test({
           const base = await runBackward(cpu, shape, data, dOut, options);
           const actual = { ...got, dSinks: got.dSinks ?? [], dSlopes: got.dSlopes ?? [] };
           const cpuGot = { ...base, dSinks: base.dSinks ?? [], dSlopes: base.dSlopes ?? [] };
+          // D = rowsum(dO ∘ O) reads the saved f32 output, whose error the f32 twin (which
+          // recomputes O) lacks; the slope gradient, a sum over every (i, j), sees it times the
+          // distance: Σ_i |dO_i|₁ · max|δO| · max(Nq, Nk).
+          const outError = maxAbsError(got.out, oracle(c).out);
+          const slack = outError * dOut.reduce((a, x) => a + Math.abs(x), 0) *
+            Math.max(shape.qLen, shape.kvLen);
           for (const name of GRADIENTS) {
             const expected = name === "dSinks" && !options.sinks ||
                 name === "dSlopes" && !options.modifier?.slopes
               ? []
               : ref[name];
             const what = `${name}, mask ${options.mask?.name}, ${options.modifier?.name}`;
-            assertLessOrEqual(maxAbsError(actual[name], expected), tol[name], what);
-            assertLessOrEqual(
-              maxAbsError(actual[name], cpuGot[name]),
-              2 * tol[name],
-              `cpu ${what}`,
-            );
+            const allowed = tol[name] + (name === "dSlopes" ? slack : 0);
+            assertLessOrEqual(maxAbsError(actual[name], expected), allowed, what);
+            assertLessOrEqual(maxAbsError(actual[name], cpuGot[name]), 2 * allowed, `cpu ${what}`);
           }
         },
       ),
