@@ -6,7 +6,7 @@
  */
 import type { KernelPlan } from "../core/lower.ts";
 import { fail } from "../core/_check.ts";
-import type { TensorDesc } from "../core/tensor_desc.ts";
+import { contiguousStrides, isContiguous, type TensorDesc } from "../core/tensor_desc.ts";
 import type { RunInputs } from "./backend.ts";
 
 /** A paged run's batch, checked and copied into Int32Arrays. */
@@ -113,6 +113,16 @@ export function checkRows(
     if (r < 0 || r >= count) fail("range", context, `rows[${i}]`, `in 0..${count - 1}`, r);
   });
   if (source !== undefined) {
+    // Scatters write rows in place: the target's rows must be its storage's.
+    if (!isContiguous(table)) {
+      fail(
+        "range",
+        context,
+        "target.strides",
+        `contiguous [${contiguousStrides(table.shape)}]`,
+        table.strides,
+      );
+    }
     if (source.dtype !== table.dtype) {
       fail("type", context, "source.dtype", `the target's (${table.dtype})`, source.dtype);
     }

@@ -16,13 +16,7 @@
  */
 import { assertPlan, type BackendCaps, type KernelPlan, lower } from "../../core/lower.ts";
 import type { AttentionSpec } from "../../core/spec.ts";
-import {
-  contiguousStrides,
-  type DType,
-  isContiguous,
-  numel,
-  tensorDesc,
-} from "../../core/tensor_desc.ts";
+import { type DType, numel, tensorDesc } from "../../core/tensor_desc.ts";
 import type {
   AttentionState,
   Backend,
@@ -57,7 +51,6 @@ import { runHierarchical } from "./_hierarchical.ts";
 import { runLinear } from "./_linear.ts";
 import { runPaged } from "./_paged.ts";
 import { checkPages, checkRows } from "../_check_pages.ts";
-import { fail } from "../../core/_check.ts";
 import { projectLowRank } from "./_low_rank.ts";
 import { linearStateShape } from "../../core/linear.ts";
 import { gatherStrided } from "../_strided.ts";
@@ -318,15 +311,6 @@ export function createCpuBackend(options?: CpuBackendOptions): Backend {
       const context = "scatter rows";
       const data = storageOf(target, "target").data;
       storageOf(source, "source");
-      if (!isContiguous(target)) {
-        fail(
-          "range",
-          context,
-          "target.strides",
-          `contiguous [${contiguousStrides(target.shape)}]`,
-          target.strides,
-        );
-      }
       checkRows(context, target, rows, source);
       const width = numel(target) / Math.max(1, target.shape[0]);
       const values = gatherStrided(dataOf(source), source, new Float32Array(numel(source)));

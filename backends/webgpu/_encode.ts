@@ -424,7 +424,7 @@ export function encodeMerge(
 export function encodePack(
   req: { readonly device: GPUDevice; readonly pool: BufferPool },
   pass: GPUComputePassEncoder,
-  kernels: Kernels,
+  kernels: { readonly pack?: GPUComputePipeline },
   outF32: GPUBuffer,
   elements: number,
   run: { label: string; uniform: (data: ArrayBuffer) => GPUBuffer; temporaries: GPUBuffer[] },

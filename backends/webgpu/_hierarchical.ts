@@ -6,6 +6,7 @@
  * the summaries (linear in `Nk`) and the per-head weights.
  * @module
  */
+import { encodePack } from "./_encode.ts";
 import { summaryCount } from "../../core/hierarchy.ts";
 import type { KernelPlan } from "../../core/lower.ts";
 import type { BufferPool, UniformPool } from "./_buffer_pool.ts";
@@ -202,22 +203,7 @@ export async function encodeHierarchical(req: HierarchicalRequest): Promise<GPUB
     };
     dispatch(device, pass, kernels.rows, rowsBindings, grid(tiles));
   }
-  let out = outF32;
-  if (kernels.pack) {
-    out = pool.acquire(Math.max(4, 2 * (elements + (elements & 1))), `out f16: ${label}`);
-    temporaries.push(outF32);
-    const words = Math.ceil(elements / 2);
-    if (words > 0) {
-      const size = uniform(new Uint32Array([elements, 0, 0, 0]).buffer);
-      dispatch(
-        device,
-        pass,
-        kernels.pack,
-        { 0: outF32, 1: out, 2: size },
-        grid(Math.ceil(words / 256)),
-      );
-    }
-  }
+  const out = encodePack(req, pass, kernels, outF32, elements, { label, uniform, temporaries });
   const { uniformPool } = req;
   await submitChecked(device, pass, encoder, label, {
     pool,

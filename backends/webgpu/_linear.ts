@@ -8,6 +8,7 @@
  * orthogonal) and backend, and kept until `dispose()` destroys the pool.
  * @module
  */
+import { encodePack } from "./_encode.ts";
 import { featureCount, type LinearNormalizer } from "../../core/linear.ts";
 import { isCausal, stateSharers } from "../../core/_linear_lower.ts";
 import type { KernelPlan } from "../../core/lower.ts";
@@ -359,22 +360,7 @@ export async function encodeLinear(req: LinearRequest): Promise<LinearResult> {
   } else {
     run(kernels.output, elements, { ...qRows, [wb]: state, [ob]: outF32 });
   }
-  let out = outF32;
-  if (kernels.pack) {
-    out = pool.acquire(Math.max(4, 2 * (elements + (elements & 1))), `out f16: ${label}`);
-    temporaries.push(outF32);
-    const words = Math.ceil(elements / 2);
-    if (words > 0) {
-      const size = uniform(new Uint32Array([elements, 0, 0, 0]).buffer);
-      dispatch(
-        device,
-        pass,
-        kernels.pack,
-        { 0: outF32, 1: out, 2: size },
-        grid(Math.ceil(words / 256)),
-      );
-    }
-  }
+  const out = encodePack(req, pass, kernels, outF32, elements, { label, uniform, temporaries });
   const { uniformPool } = req;
   await submitChecked(device, pass, encoder, label, {
     pool,

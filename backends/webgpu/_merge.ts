@@ -6,6 +6,7 @@
  */
 import type { DType } from "../../core/tensor_desc.ts";
 import { dispatch, grid, submitChecked } from "./_dispatch.ts";
+import { encodePack } from "./_encode.ts";
 import type { RowsContext } from "./_rows.ts";
 import { MERGE_PAIR_THREADS, mergePairWgsl } from "./kernels/merge_pair_wgsl.ts";
 import { packF16Wgsl } from "./kernels/materialized_wgsl.ts";
@@ -40,14 +41,14 @@ export async function mergeStateBuffers(
   device.pushErrorScope("out-of-memory");
   device.pushErrorScope("validation");
   const temporaries: GPUBuffer[] = [], uniforms: GPUBuffer[] = [];
-  const upload = (words: number[]) => {
-    const buffer = uniformPool.upload(new Uint32Array(words).buffer);
+  const uniform = (data: ArrayBuffer) => {
+    const buffer = uniformPool.upload(data);
     uniforms.push(buffer);
     return buffer;
   };
   const encoder = device.createCommandEncoder({ label });
   const pass = encoder.beginComputePass({ label });
-  const sizes = upload([rows, width, 0, 0]);
+  const sizes = uniform(new Uint32Array([rows, width, 0, 0]).buffer);
   let current = states[0];
   for (let s = 1; s < states.length; s++) {
     const next = {
@@ -68,17 +69,11 @@ export async function mergeStateBuffers(
     if (s > 1) temporaries.push(current.out, current.lse);
     current = next;
   }
-  let out = current.out;
-  if (packPipeline) {
-    temporaries.push(out);
-    out = pool.acquire(Math.max(4, 2 * (elements + (elements & 1))), `out f16: ${label}`);
-    const count = upload([elements, 0, 0, 0]);
-    if (elements > 0) {
-      dispatch(device, pass, packPipeline, { 0: current.out, 1: out, 2: count }, [
-        ...grid(Math.ceil(Math.ceil(elements / 2) / 256)),
-      ]);
-    }
-  }
+  const out = encodePack(ctx, pass, { pack: packPipeline }, current.out, elements, {
+    label,
+    uniform,
+    temporaries,
+  });
   await submitChecked(device, pass, encoder, label, {
     pool,
     uniformPool,

@@ -361,15 +361,6 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
       const context = "scatter rows";
       const into = storageOf(target, "target").buffer;
       let from = { desc: source as Tensor, buffer: storageOf(source, "source").buffer };
-      if (!isContiguous(target)) {
-        fail(
-          "range",
-          context,
-          "target.strides",
-          `contiguous [${contiguousStrides(target.shape)}]`,
-          target.strides,
-        );
-      }
       checkRows(context, target, rows, source);
       // A source viewing the target is copied out first: one dispatch cannot read and write it.
       const staged = from.buffer === into
