@@ -37,8 +37,8 @@ export interface AttendGradients extends Gradients {
 export interface AttendVjpResult {
   /** `[B, Hq, Nq, Dv]`. */
   readonly out: Tensor;
-  /** `[B, Hq, Nq]` f32. */
-  readonly lse: Tensor;
+  /** `[B, Hq, Nq]` f32 (softmax attention; absent when `transforms` make it linear). */
+  readonly lse?: Tensor;
   /** The gradients given `∂loss/∂out`; may be called again (see `vjp()`). */
   backward(dOut: Tensor): Promise<AttendGradients>;
 }
@@ -103,7 +103,7 @@ export async function attendVjp(
   const result = await vjp(backend, full, { q, k, v });
   return {
     out: result.out,
-    lse: result.lse,
+    ...(result.lse ? { lse: result.lse } : {}),
     backward: async (dOut) => {
       const grads = await result.backward(dOut);
       return slopesAt < 0 ? grads : { ...grads, dAlibiSlopes: grads.dHeadParams![slopesAt] };

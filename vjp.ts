@@ -1,11 +1,11 @@
 /**
- * `vjp()`: softmax attention's forward pass, and a function that turns the gradient of a loss
+ * `vjp()`: attention's forward pass (softmax or linear), and a function that turns the gradient of a loss
  * with respect to its output into the gradients with respect to its inputs and parameters.
  * @module
  */
 import type { AttentionSpec } from "./core/spec.ts";
 import { UnsupportedSpecError } from "./core/errors.ts";
-import { scoreModGradient } from "./core/score_mod_gradient.ts";
+import { featureMapGradient, scoreModGradient } from "./core/score_mod_gradient.ts";
 import { assertObject, checkOptions } from "./core/_check.ts";
 import type { Backend, Gradients, Tensor } from "./backends/backend.ts";
 import { assertBackend } from "./_attend_options.ts";
@@ -14,8 +14,11 @@ import { assertBackend } from "./_attend_options.ts";
 export interface VjpResult {
   /** `[B, Hq, Nq, Dv]` in the spec's dtype. */
   readonly out: Tensor;
-  /** `[B, Hq, Nq]` f32: what the backward pass recomputes the probabilities from. */
-  readonly lse: Tensor;
+  /**
+   * `[B, Hq, Nq]` f32: what the backward pass recomputes the probabilities from (softmax specs;
+   * absent for linear attention, whose backward pass recomputes its denominators).
+   */
+  readonly lse?: Tensor;
   /**
    * The gradients given `∂loss/∂out` (`[B, Hq, Nq, Dv]` in the spec's dtype, any view). Reads
    * q, k, v, `out` and `lse`, so none may be released before it; it may be called again with
@@ -27,23 +30,28 @@ export interface VjpResult {
 const CONTEXT = "run vjp";
 
 /**
- * Runs softmax attention and returns its vector-Jacobian product: the memory-efficient way
- * (FlashAttention-2), saving only `out` and `lse`; the backward pass recomputes the
+ * Runs attention and returns its vector-Jacobian product. Softmax attention the memory-efficient
+ * way (FlashAttention-2), saving only `out` and `lse`; the backward pass recomputes the
  * probabilities tile by tile. Gradients flow to q, k and v (GQA: summed over each KV head's
  * query heads), to the spec's sink logits, and to every `headParam` of its score modifier (ALiBi
  * slopes) through the modifier's symbolic derivative (`scoreModGradient()`); masks and the
  * softcap are applied as in the forward pass. Rows that see no key get zero gradients.
+ * Linear attention (`linear()`, non-causal or causal chunked) saves `out`; its backward pass runs
+ * the chunked recurrence forward (the key-side state) and in reverse (the query-side state), so
+ * it stays O(N) in time and memory, and returns q, k, v gradients (through the feature map:
+ * elementwise, custom Exprs by their symbolic derivative, Performer's features) and `dDecay`.
  *
  * @param backend A backend with `backward()` (the CPU backend has one).
  * @param spec Softmax attention over `io`'s tensors (masks, modifiers, sinks, GQA, any views);
- * its `outputs` are replaced: the forward pass returns `out` and `lse`, never `probs`.
+ * its `outputs` are replaced: the forward pass returns `out` and `lse`, never `probs`. Or linear
+ * attention (without an input state).
  * @param io The tensors the spec describes.
  * @returns `out`, `lse` and `backward(dOut)`.
  * @throws {TypeError} For a non-backend, a spec or `io` that is not an object, or tensors the
  * backend's `run()` refuses, before any work.
- * @throws {UnsupportedSpecError} For a backend without `backward()`, a spec that is not plain
- * softmax attention (linear, hierarchical, paged, low-rank), or a score modifier with an op that
- * has no derivative, naming the backend, field and value, before any work.
+ * @throws {UnsupportedSpecError} For a backend without `backward()`, a hierarchical, paged or
+ * low-rank spec, or a score modifier or custom feature map with an op that has no derivative,
+ * naming the backend, field and value, before any work.
  * @example
  * ```ts
  * import { createBackend, vjp, attention, causal, mask } from "@attend/attend";
@@ -76,23 +84,22 @@ export async function vjp(
   assertObject(spec, CONTEXT, "spec", "an AttentionSpec from attention()");
   assertObject(io, CONTEXT, "io", "an object { q, k, v }");
   checkOptions(CONTEXT, "io", io, { q: "object", k: "object", v: "object" });
-  if (spec.normalizer !== "softmax") {
-    throw new UnsupportedSpecError(backend.name, "normalizer", spec.normalizer?.kind);
-  }
   for (const field of ["hierarchy", "paging", "lowRank"] as const) {
     if (spec[field]) throw new UnsupportedSpecError(backend.name, `backward of ${field}`, "set");
   }
+  const linear = spec.normalizer !== "softmax";
   if (spec.scoreMod) scoreModGradient(spec.scoreMod, backend.name);
-  const outputs = Object.freeze({ lse: true, probs: false });
+  if (linear) featureMapGradient(spec.normalizer.featureMap, backend.name);
+  const outputs = Object.freeze({ lse: !linear, probs: false });
   const plan = backend.plan(Object.freeze({ ...spec, outputs }));
-  if (plan.family !== "flash" && plan.family !== "materialized") {
+  if (!(linear ? ["linear"] : ["flash", "materialized"]).includes(plan.family)) {
     throw new UnsupportedSpecError(backend.name, "backward of family", plan.family);
   }
   const { q, k, v } = io;
   const { out, lse } = await backend.run(plan, { q, k, v });
   return {
     out,
-    lse: lse!,
-    backward: (dOut) => backend.backward!(plan, { q, k, v, out, lse: lse!, dOut }),
+    ...(lse ? { lse } : {}),
+    backward: (dOut) => backend.backward!(plan, { q, k, v, out, ...(lse ? { lse } : {}), dOut }),
   };
 }

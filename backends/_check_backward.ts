@@ -1,7 +1,8 @@
 /**
- * Checks of what a backward pass is handed, shared by every backend's `backward()`: a softmax
- * plan it can differentiate, the forward's inputs as `run` checks them, and the saved `out`,
- * `lse` and the gradient `dOut` with the shapes and dtypes the plan implies. All before any work.
+ * Checks of what a backward pass is handed, shared by every backend's `backward()`: a softmax or
+ * linear plan it can differentiate, the forward's inputs as `run` checks them, and the saved `out`,
+ * `lse` (softmax) and the gradient `dOut` with the shapes and dtypes the plan implies. All before
+ * any work.
  * @module
  */
 import type { KernelPlan } from "../core/lower.ts";
@@ -13,15 +14,16 @@ import { checkRunInputs, ownedStorage } from "./_check_inputs.ts";
 
 /** The storages of a backward pass's tensors, and the score modifier's derivatives. */
 export interface CheckedBackward<S extends OwnedStorage> {
-  readonly storages: Record<keyof BackwardInputs, S>;
+  /** Every tensor's storage; `lse` for softmax plans only. */
+  readonly storages: Record<Exclude<keyof BackwardInputs, "lse">, S> & { readonly lse?: S };
   readonly gradient?: ScoreModGradient;
 }
 
 /**
  * Checks a backward pass's plan and inputs.
  *
- * @throws {UnsupportedSpecError} For a plan that is not plain softmax attention (family,
- * hierarchy, paging, low-rank), or a score modifier with an op that has no derivative.
+ * @throws {UnsupportedSpecError} For a plan that is neither plain softmax attention (family,
+ * hierarchy, paging, low-rank) nor linear, or a score modifier with an op that has no derivative.
  * @throws {TypeError} For missing, foreign or released tensors, or a wrong dtype.
  * @throws {RangeError} For tensors whose shapes differ from the plan's.
  */
@@ -31,7 +33,7 @@ export function checkBackwardInputs<S extends OwnedStorage>(
   backend: string,
   owner: object,
 ): CheckedBackward<S> {
-  if (plan.family !== "flash" && plan.family !== "materialized") {
+  if (!["flash", "materialized", "linear"].includes(plan.family)) {
     throw new UnsupportedSpecError(backend, "backward of family", plan.family);
   }
   for (const field of ["hierarchy", "paging", "lowRank"] as const) {
@@ -39,7 +41,7 @@ export function checkBackwardInputs<S extends OwnedStorage>(
   }
   if (io === null || typeof io !== "object") {
     throw new TypeError(
-      `Cannot run backward: inputs must be { q, k, v, out, lse, dOut }, current value is ${io}`,
+      `Cannot run backward: inputs must be { q, k, v, out, lse?, dOut }, current value is ${io}`,
     );
   }
   const gradient = plan.scoreMod && scoreModGradient(plan.scoreMod, backend);
@@ -57,12 +59,14 @@ export function checkBackwardInputs<S extends OwnedStorage>(
     checkDesc(t, role, dtype, shape);
     return storage;
   };
+  // Linear attention has no log-sum-exp: its backward pass recomputes the denominators.
+  const linear = plan.family === "linear";
   const storages = {
     q,
     k,
     v,
     out: saved("out", plan.dtype, [...rows, valueDim]),
-    lse: saved("lse", "f32", rows),
+    ...(linear ? {} : { lse: saved("lse", "f32", rows) }),
     dOut: saved("dOut", plan.dtype, [...rows, valueDim]),
   };
   return gradient ? { storages, gradient } : { storages };

@@ -89,8 +89,8 @@ export interface RunOutputs {
 }
 
 /**
- * What a backward pass reads: the forward's inputs, what the forward saved (`out` and `lse`, as
- * its run returned them) and the gradient of the loss with respect to `out`.
+ * What a backward pass reads: the forward's inputs, what the forward saved (`out`, and `lse` for
+ * softmax plans, as its run returned them) and the gradient of the loss with respect to `out`.
  */
 export interface BackwardInputs {
   /** Queries, matching the plan's q descriptor. */
@@ -101,13 +101,16 @@ export interface BackwardInputs {
   readonly v: Tensor;
   /** The forward's output `[B, Hq, Nq, Dv]` in the plan's dtype (any view). */
   readonly out: Tensor;
-  /** The forward's log-sum-exp `[B, Hq, Nq]` f32 (any view). */
-  readonly lse: Tensor;
+  /** The forward's log-sum-exp `[B, Hq, Nq]` f32 (any view); softmax plans only. */
+  readonly lse?: Tensor;
   /** `∂loss/∂out`, `[B, Hq, Nq, Dv]` in the plan's dtype (any view). */
   readonly dOut: Tensor;
 }
 
-/** Gradients of a loss through softmax attention. Tensors are new and contiguous. */
+/** What a softmax plan's backward pass reads: `lse` is required. */
+export type SoftmaxBackwardInputs = BackwardInputs & { readonly lse: Tensor };
+
+/** Gradients of a loss through softmax or linear attention. Tensors are new and contiguous. */
 export interface Gradients {
   /** `∂loss/∂q`, `[B, Hq, Nq, D]` in the plan's dtype. */
   readonly dq: Tensor;
@@ -122,6 +125,8 @@ export interface Gradients {
    * `headParams(plan.scoreMod)` lists them, one number per query head; when it has any.
    */
   readonly dHeadParams?: readonly (readonly number[])[];
+  /** `∂loss/∂decay` of a linear plan, one per query head, when the plan has a decay. */
+  readonly dDecay?: readonly number[];
 }
 
 /** A compute backend: owns tensors, plans specs and runs plans. */
@@ -153,7 +158,8 @@ export interface Backend {
   run(plan: KernelPlan, io: RunInputs): Promise<RunOutputs>;
   /**
    * Optional: the backward pass of a softmax plan (family `flash` or `materialized`), recomputing
-   * the probabilities from q, k and the saved `lse` tile by tile (no `Nq × Nk` buffer), with
+   * the probabilities from q, k and the saved `lse` tile by tile (no `Nq × Nk` buffer), or of a
+   * linear plan (family `linear`, by its chunked recurrences forward and in reverse), with
    * reductions in a fixed order so two calls give identical bits. `vjp()` refuses a backend
    * without it. Bad inputs are refused before any work.
    */

@@ -22,6 +22,7 @@ import {
 } from "./expr.ts";
 import { assertExpr, exprKey, headParams } from "./expr_tree.ts";
 import { UnsupportedSpecError } from "./errors.ts";
+import { featureExpr, type FeatureMap } from "./linear.ts";
 
 /** A score modifier's derivatives with respect to `score` and to each of its head parameters. */
 export interface ScoreModGradient {
@@ -135,4 +136,27 @@ function times(dx: Expr | undefined, factor: Expr): Expr | undefined {
 
 function branch(cond: Expr, x: Expr | undefined, y: Expr | undefined): Expr | undefined {
   return x || y ? select(cond, x ?? ZERO, y ?? ZERO) : undefined;
+}
+
+/**
+ * The derivative of an elementwise feature map of linear attention (`linear()`), `dφ/dx` as a
+ * float Expr over `score` (the input element), by the rules of `scoreModGradient()`; `undefined`
+ * for Performer's features, whose pullback the backends write by hand.
+ *
+ * @param map The feature map.
+ * @param backend The backend named by an `UnsupportedSpecError`.
+ * @returns The derivative, or `undefined` for Performer.
+ * @throws {UnsupportedSpecError} For a custom map with an op that has no derivative.
+ * @example
+ * ```ts
+ * import { evaluate, featureMapGradient } from "@attend/attend/core";
+ * // elu(x) + 1 has slope exp(x) below 0 and 1 above.
+ * const slope = featureMapGradient({ kind: "elu" }, "cpu")!;
+ * if (evaluate(slope, { score: 2 }) !== 1) throw new Error("slope 1 above 0");
+ * if (evaluate(slope, { score: -1 }) !== Math.exp(-1)) throw new Error("exp below 0");
+ * ```
+ */
+export function featureMapGradient(map: FeatureMap, backend: string): Expr | undefined {
+  const expr = featureExpr(map);
+  return expr && scoreModGradient(expr, backend).dScore;
 }

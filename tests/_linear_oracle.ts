@@ -94,6 +94,13 @@ export function linearOracleState(c: LinearCase, features: number): Float64Array
 /** An elementwise map from a function of one value. */
 const each = (f: (x: number) => number): RowMap => (x) => x.map(f);
 
+/** The pullback of a row map at `x`: `∂loss/∂x` given `∂loss/∂φ(x)` (`g`, `F` values). */
+export type RowPullback = (x: Float64Array, g: Float64Array) => Float64Array;
+
+/** The pullback of an elementwise map, from its derivative. */
+const eachBack = (df: (x: number) => number): RowPullback => (x, g) =>
+  x.map((a, d) => df(a) * g[d]);
+
 /** A feature map as `linear()` takes it, with its JS function and whether it is positive. */
 export interface MapCase {
   readonly name: string;
@@ -105,31 +112,54 @@ export interface MapCase {
   };
   /** The row map, given the head dim and scale. */
   readonly phi: (headDim: number, scale: number) => RowMap;
+  /** The pullback of the row map, given the head dim and scale (written by hand). */
+  readonly pullback: (headDim: number, scale: number) => RowPullback;
   /** Whether φ > 0: normalized attention is well conditioned. */
   readonly positive: boolean;
 }
 
 /** Elementwise maps, built-in and custom. */
 export const ELEMENTWISE_MAPS: readonly MapCase[] = [
-  { name: "elu", map: "elu", phi: () => each((x) => x > 0 ? x + 1 : Math.exp(x)), positive: true },
-  { name: "relu", map: "relu", phi: () => each((x) => Math.max(x, 0)), positive: false },
-  { name: "identity", map: "identity", phi: () => each((x) => x), positive: false },
+  {
+    name: "elu",
+    map: "elu",
+    phi: () => each((x) => x > 0 ? x + 1 : Math.exp(x)),
+    pullback: () => eachBack((x) => x > 0 ? 1 : Math.exp(x)),
+    positive: true,
+  },
+  {
+    name: "relu",
+    map: "relu",
+    phi: () => each((x) => Math.max(x, 0)),
+    pullback: () => eachBack((x) => x > 0 ? 1 : 0),
+    positive: false,
+  },
+  {
+    name: "identity",
+    map: "identity",
+    phi: () => each((x) => x),
+    pullback: () => eachBack(() => 1),
+    positive: false,
+  },
   {
     name: "exp(score/2)",
     map: exp(mul(score, 0.5)),
     phi: () => each((x) => Math.exp(x / 2)),
+    pullback: () => eachBack((x) => Math.exp(x / 2) / 2),
     positive: true,
   },
   {
     name: "score²+1",
     map: add(mul(score, score), 1),
     phi: () => each((x) => x * x + 1),
+    pullback: () => eachBack((x) => 2 * x),
     positive: true,
   },
   {
     name: "tanh(score)+1.5",
     map: add(tanh(score), 1.5),
     phi: () => each((x) => Math.tanh(x) + 1.5),
+    pullback: () => eachBack((x) => 1 - Math.tanh(x) ** 2),
     positive: true,
   },
 ];
@@ -152,6 +182,21 @@ export function performerCase(features: number, seed: number, orthogonal: boolea
           for (let d = 0; d < headDim; d++) dot += w[f * headDim + d] * y[d];
           return Math.exp(dot - half) / Math.sqrt(features);
         });
+      };
+    },
+    // ∂φ_f/∂x = √s·φ_f·(W_f − x√s), so ∂loss/∂x = √s·Σ_f g_f·φ_f·(W_f − x√s).
+    pullback: (headDim, scale) => {
+      const w = performerMatrix(seed, features, headDim, orthogonal);
+      const phi = performerCase(features, seed, orthogonal).phi(headDim, scale);
+      const root = Math.sqrt(scale);
+      return (x, g) => {
+        const y = phi(x);
+        const dx = new Float64Array(headDim);
+        for (let f = 0; f < features; f++) {
+          const a = g[f] * y[f];
+          for (let d = 0; d < headDim; d++) dx[d] += a * (w[f * headDim + d] - x[d] * root);
+        }
+        return dx.map((a) => a * root);
       };
     },
     positive: true,

@@ -76,7 +76,7 @@ export async function runBackward(
   const at = slopes && spec.scoreMod
     ? headParams(spec.scoreMod).findIndex((p) => exprKey(p) === exprKey(headParam(slopes)))
     : -1;
-  const tensors: Tensor[] = [q, k, v, gradient, forward.out, forward.lse, grads.dq, grads.dk];
+  const tensors: Tensor[] = [q, k, v, gradient, forward.out, forward.lse!, grads.dq, grads.dk];
   for (const t of [...tensors, grads.dv]) backend.release(t);
   return {
     out,

@@ -17,7 +17,7 @@ import { type CompiledExpr, compileExpr, type ExprEnv } from "../../core/evaluat
 import type { ScoreModGradient } from "../../core/score_mod_gradient.ts";
 import { planLayout } from "../../core/plan_layout.ts";
 import { firstRow } from "../../core/tile_lists.ts";
-import type { BackwardInputs } from "../backend.ts";
+import type { SoftmaxBackwardInputs } from "../backend.ts";
 import { gatherHead, type HostArray, hostArray } from "./_storage.ts";
 
 /** A backward pass's results, as host arrays (the backend wraps them as tensors). */
@@ -27,6 +27,8 @@ export interface BackwardResult {
   readonly dv: HostArray;
   readonly dSinkLogits?: number[];
   readonly dHeadParams?: number[][];
+  /** A linear plan's `∂loss/∂decay`, one per query head. */
+  readonly dDecay?: number[];
 }
 
 /** What the per-element loop reads besides the data: compiled Exprs and the reused bindings. */
@@ -50,7 +52,7 @@ interface HeadRows {
 /** Runs the backward pass of a flash or materialized softmax plan (inputs already checked). */
 export function runBackward(
   plan: KernelPlan,
-  io: BackwardInputs,
+  io: SoftmaxBackwardInputs,
   gradient?: ScoreModGradient,
 ): BackwardResult {
   const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;

@@ -17,7 +17,7 @@ import type { KernelContext } from "./_kernel_context.ts";
 import { gatherHead } from "./_storage.ts";
 
 /** Writes φ of `rows` rows of `dim` elements (`x`) into `out` (`rows × F`). */
-type Features = (x: Float32Array, rows: number, out: Float64Array) => void;
+export type Features = (x: Float32Array, rows: number, out: Float64Array) => void;
 
 function elementwise(f: (x: number) => number): Features {
   return (x, _rows, out) => {
@@ -26,7 +26,7 @@ function elementwise(f: (x: number) => number): Features {
 }
 
 /** The plan's feature map as a function over row blocks. */
-function featuresOf(plan: KernelPlan): Features {
+export function linearFeatures(plan: KernelPlan): Features {
   const map = (plan.normalizer as LinearNormalizer).featureMap;
   const dim = plan.sizes.headDim;
   switch (map.kind) {
@@ -162,7 +162,7 @@ export function runLinear(ctx: KernelContext, state?: Tensor): Float32Array {
   const features = featureCount(n.featureMap, headDim);
   const width = valueDim + 1;
   const shape = { features, valueDim };
-  const phi = featuresOf(plan);
+  const phi = linearFeatures(plan);
   const causal = isCausal(plan.mask);
   const chunk = plan.tile.kv;
   const next = new Float32Array(batch * heads * features * width);

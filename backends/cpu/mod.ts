@@ -24,6 +24,7 @@ import type {
   Gradients,
   RunInputs,
   RunOutputs,
+  SoftmaxBackwardInputs,
   Tensor,
 } from "../backend.ts";
 import { checkStates } from "../_check_states.ts";
@@ -40,6 +41,7 @@ import {
 import { checkOptions } from "../../core/_check.ts";
 import { runFlash } from "./_flash.ts";
 import { runBackward } from "./_backward.ts";
+import { runLinearBackward } from "./_linear_backward.ts";
 import { checkBackwardInputs } from "../_check_backward.ts";
 import { detectKernelPath } from "./wasm/_engine.ts";
 import type { CpuKernelPath } from "./wasm/_micro_kernels.ts";
@@ -298,7 +300,9 @@ export function createCpuBackend(options?: CpuBackendOptions): Backend {
       assertPlan(plan, caps);
       const { gradient } = checkBackwardInputs<CpuStorage>(plan, io, "cpu", owner);
       const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
-      const { dq, dk, dv, ...params } = runBackward(plan, io, gradient);
+      const { dq, dk, dv, ...params } = plan.family === "linear"
+        ? runLinearBackward(plan, io)
+        : runBackward(plan, io as SoftmaxBackwardInputs, gradient);
       return {
         dq: cpuTensor(dq, [batch, heads, qLen, headDim], plan.dtype, owner),
         dk: cpuTensor(dk, [batch, kvHeads, kvLen, headDim], plan.dtype, owner),

@@ -10,7 +10,7 @@ import type { KernelPlan } from "../../core/lower.ts";
 import type { ScoreModGradient } from "../../core/score_mod_gradient.ts";
 import { type TileLists, tileLists } from "../../core/tile_lists.ts";
 import { tensorDesc } from "../../core/tensor_desc.ts";
-import type { BackwardInputs } from "../backend.ts";
+import type { SoftmaxBackwardInputs } from "../backend.ts";
 import type { BufferPool, UniformPool } from "./_buffer_pool.ts";
 import type { KernelCompiler } from "./_encode.ts";
 import {
@@ -42,9 +42,9 @@ export interface BackwardRequest extends KernelCompiler {
   /** Whether the adapter is a software fallback (see `BackwardTileParams.software`). */
   readonly software: boolean;
   /** The inputs' views. */
-  readonly io: BackwardInputs;
+  readonly io: SoftmaxBackwardInputs;
   /** The buffers behind them. */
-  readonly buffers: Readonly<Record<keyof BackwardInputs, GPUBuffer>>;
+  readonly buffers: Readonly<Record<keyof SoftmaxBackwardInputs, GPUBuffer>>;
 }
 
 /** The gradients' buffers (from the pool, owned by the caller) and the per-head figures. */
@@ -165,7 +165,7 @@ function backwardKernels(req: BackwardRequest): Promise<BackwardKernels> {
 }
 
 /** The prep pass's uniform block: row count and the views of out, dOut and lse. */
-function prepData(plan: KernelPlan, io: BackwardInputs): ArrayBuffer {
+function prepData(plan: KernelPlan, io: SoftmaxBackwardInputs): ArrayBuffer {
   const { batch, heads, qLen, valueDim } = plan.sizes;
   const values: Record<string, number> = {
     rows: batch * heads * qLen,
@@ -186,7 +186,7 @@ export async function encodeBackward(req: BackwardRequest): Promise<BackwardBuff
   const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
   const label =
     `backward B${batch} H${heads}/${kvHeads} Nq${qLen} Nk${kvLen} D${headDim}/${valueDim}`;
-  const bind = (role: keyof BackwardInputs) =>
+  const bind = (role: keyof SoftmaxBackwardInputs) =>
     tensorBinding(device, label, role, io[role], buffers[role]);
   const bound = {
     q: bind("q"),

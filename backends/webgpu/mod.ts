@@ -32,9 +32,11 @@ import type {
   OwnedStorage,
   RunInputs,
   RunOutputs,
+  SoftmaxBackwardInputs,
   Tensor,
 } from "../backend.ts";
 import { checkStates } from "../_check_states.ts";
+import { UnsupportedSpecError } from "../../core/errors.ts";
 import { checkBackwardInputs } from "../_check_backward.ts";
 import { encodeBackward } from "./_backward.ts";
 import { mergeStateBuffers } from "./_merge.ts";
@@ -336,16 +338,28 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
       usable();
       assertPlan(plan, caps);
       const { storages, gradient } = checkBackwardInputs<GpuStorage>(plan, io, "webgpu", owner);
+      if (plan.family === "linear") {
+        throw new UnsupportedSpecError("webgpu", "backward of family", plan.family);
+      }
       const buffers = {
         q: storages.q.buffer,
         k: storages.k.buffer,
         v: storages.v.buffer,
         out: storages.out.buffer,
-        lse: storages.lse.buffer,
+        lse: storages.lse!.buffer,
         dOut: storages.dOut.buffer,
       };
       const software = ctx.fallback;
-      const request = { ...compiler, pool, uniformPool, staging, plan, io, buffers, software };
+      const request = {
+        ...compiler,
+        pool,
+        uniformPool,
+        staging,
+        plan,
+        io: io as SoftmaxBackwardInputs,
+        buffers,
+        software,
+      };
       const result = await encodeBackward(gradient ? { ...request, gradient } : request);
       const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
       const { dq, dk, dv, ...params } = result;

@@ -209,7 +209,7 @@ async function backwardPeak(n: number, hidden: Expr): Promise<number> {
   const before = gpu!.stats().liveBytes;
   const grads = await forward.backward(dOut);
   const peak = gpu!.stats().peakBytes - before;
-  for (const t of [q, k, v, dOut, forward.out, forward.lse, grads.dq, grads.dk, grads.dv]) {
+  for (const t of [q, k, v, dOut, forward.out, forward.lse!, grads.dq, grads.dk, grads.dv]) {
     gpu!.release(t);
   }
   return peak;

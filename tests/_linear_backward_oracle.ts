@@ -1,0 +1,138 @@
+/**
+ * The float64 reference backward pass of linear attention, written by hand and independently of
+ * the kernels: the quadratic form, `A_ij = M_ij·φ(q_i)·φ(k_j)` with `M_ij = γ^(p−j)` for the keys
+ * row `i` sees, then per pair `dA_ij = (dO_i·v_j − dO_i·out_i) / den_i` (`dO_i·v_j` unnormalized),
+ * `dv_j += A_ij·dO_i / den_i`, `dφ(q_i) += dA_ij·M_ij·φ(k_j)`, `dφ(k_j) += dA_ij·M_ij·φ(q_i)`,
+ * `dγ += dA_ij·A_ij·(p − j)/γ`, and the feature map's hand-written pullback to q and k.
+ * `naiveLinearBackwardF32` is the same algorithm rounded to f32 at every step: its error sets the
+ * tolerance of the kernels (DESIGN.md).
+ * @module
+ */
+import type { LinearCase, RowPullback } from "./_linear_oracle.ts";
+import { maxAbsError } from "./_oracle.ts";
+
+/** A reference problem with the feature map's pullback. */
+export interface LinearBackwardCase extends LinearCase {
+  readonly pullback: RowPullback;
+}
+
+/** Reference gradients; `dDecay` per query head (zeros without a decay). */
+export interface LinearBackwardResult {
+  readonly out: Float64Array;
+  readonly dq: Float64Array;
+  readonly dk: Float64Array;
+  readonly dv: Float64Array;
+  readonly dDecay: Float64Array;
+}
+
+function rowOf(x: ArrayLike<number>, at: number, length: number): Float64Array {
+  return Float64Array.from({ length }, (_, d) => x[at + d]);
+}
+
+function reference(
+  c: LinearBackwardCase,
+  dOut: ArrayLike<number>,
+  round: (x: number) => number,
+): LinearBackwardResult {
+  const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = c;
+  const group = heads / kvHeads;
+  const out = new Float64Array(batch * heads * qLen * valueDim);
+  const dq = new Float64Array(batch * heads * qLen * headDim);
+  const dk = new Float64Array(batch * kvHeads * kvLen * headDim);
+  const dv = new Float64Array(batch * kvHeads * kvLen * valueDim);
+  const dDecay = new Float64Array(heads);
+  const dot = (a: ArrayLike<number>, aAt: number, b: ArrayLike<number>, bAt: number, n: number) => {
+    let s = 0;
+    for (let d = 0; d < n; d++) s = round(s + round(a[aAt + d] * b[bAt + d]));
+    return s;
+  };
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      const kh = Math.floor(h / group);
+      const gamma = c.decay?.[h] ?? 1;
+      const kRows = Array.from(
+        { length: kvLen },
+        (_, j) => rowOf(c.k, ((b * kvHeads + kh) * kvLen + j) * headDim, headDim),
+      );
+      const phiK = kRows.map((x) => c.phi(x).map(round));
+      const dPhiK = phiK.map((f) => new Float64Array(f.length));
+      const vAt = (j: number) => ((b * kvHeads + kh) * kvLen + j) * valueDim;
+      for (let i = 0; i < qLen; i++) {
+        const p = kvLen - qLen + i;
+        const seen = (j: number) => !c.causal || j <= p;
+        const qRow = rowOf(c.q, ((b * heads + h) * qLen + i) * headDim, headDim);
+        const phiQ = c.phi(qRow).map(round);
+        const features = phiQ.length;
+        const weight = new Float64Array(kvLen), a = new Float64Array(kvLen);
+        const at = ((b * heads + h) * qLen + i) * valueDim;
+        let den = 0;
+        for (let j = 0; j < kvLen; j++) {
+          if (!seen(j)) continue;
+          weight[j] = c.causal ? round(gamma ** (p - j)) : 1;
+          a[j] = round(weight[j] * dot(phiQ, 0, phiK[j], 0, features));
+          den = round(den + a[j]);
+          for (let d = 0; d < valueDim; d++) {
+            out[at + d] = round(out[at + d] + round(a[j] * c.v[vAt(j) + d]));
+          }
+        }
+        den = c.normalize ? round(den + c.epsilon) : 1;
+        for (let d = 0; d < valueDim; d++) out[at + d] = round(out[at + d] / den);
+        const dOutO = c.normalize ? dot(dOut, at, out, at, valueDim) : 0;
+        const dPhiQ = new Float64Array(features);
+        for (let j = 0; j < kvLen; j++) {
+          if (!seen(j)) continue;
+          const dA = round(round(dot(dOut, at, c.v, vAt(j), valueDim) - dOutO) / den);
+          for (let d = 0; d < valueDim; d++) {
+            dv[vAt(j) + d] = round(dv[vAt(j) + d] + round(round(a[j] * dOut[at + d]) / den));
+          }
+          const dw = round(dA * weight[j]);
+          for (let f = 0; f < features; f++) {
+            dPhiQ[f] = round(dPhiQ[f] + round(dw * phiK[j][f]));
+            dPhiK[j][f] = round(dPhiK[j][f] + round(dw * phiQ[f]));
+          }
+          if (c.decay) dDecay[h] = round(dDecay[h] + round(round(dA * a[j]) * (p - j) / gamma));
+        }
+        const dqRow = c.pullback(qRow, dPhiQ);
+        const qAt = ((b * heads + h) * qLen + i) * headDim;
+        for (let d = 0; d < headDim; d++) dq[qAt + d] = round(dqRow[d]);
+      }
+      for (let j = 0; j < kvLen; j++) {
+        const dkRow = c.pullback(kRows[j], dPhiK[j]);
+        const kAt = ((b * kvHeads + kh) * kvLen + j) * headDim;
+        for (let d = 0; d < headDim; d++) dk[kAt + d] = round(dk[kAt + d] + round(dkRow[d]));
+      }
+    }
+  }
+  return { out, dq, dk, dv, dDecay };
+}
+
+/** Float64 reference backward pass of linear attention. */
+export function linearBackwardOracle(
+  c: LinearBackwardCase,
+  dOut: ArrayLike<number>,
+): LinearBackwardResult {
+  return reference(c, dOut, (x) => x);
+}
+
+/** The plain f32 quadratic backward pass (every step rounded to f32). */
+export function naiveLinearBackwardF32(
+  c: LinearBackwardCase,
+  dOut: ArrayLike<number>,
+): LinearBackwardResult {
+  return reference(c, dOut, Math.fround);
+}
+
+/** Gradient names with their reference arrays. */
+export const LINEAR_GRADIENTS = ["dq", "dk", "dv", "dDecay"] as const;
+
+/** DESIGN.md's tolerance per gradient: twice the plain f32 backward's error, plus 1e-6. */
+export function linearBackwardTolerance(
+  c: LinearBackwardCase,
+  dOut: ArrayLike<number>,
+  ref: LinearBackwardResult,
+): Record<(typeof LINEAR_GRADIENTS)[number], number> {
+  const naive = naiveLinearBackwardF32(c, dOut);
+  return Object.fromEntries(
+    LINEAR_GRADIENTS.map((n) => [n, 2 * maxAbsError(naive[n], ref[n]) + 1e-6]),
+  ) as Record<(typeof LINEAR_GRADIENTS)[number], number>;
+}
