@@ -25,11 +25,36 @@ export interface BackwardResult {
   readonly dSlopes: Float64Array;
 }
 
+/** How the plain f32 twin models the kernel it sets the tolerance of. */
+export interface TwinOptions {
+  /**
+   * The output `[B, Hq, Nq, Dv]` and log-sum-exp `[B, Hq, Nq]` the kernel's forward saved: the
+   * twin reads them as a backward pass over saved state does (`P = exp(s − lse)`,
+   * `D = rowsum(dO ∘ O)`), so its error includes theirs.
+   */
+  readonly saved?: { readonly out: ArrayLike<number>; readonly lse: ArrayLike<number> };
+  /**
+   * Model WGSL's `exp`, whose accuracy the WGSL spec gives as `3 + 2·|x|` ULP rather than the
+   * correctly rounded `Math.exp`: each result is off by that many ULP, the sign alternating.
+   */
+  readonly wgslExp?: boolean;
+}
+
+/** `exp` as the twin computes it. */
+function twinExp(wgsl: boolean): (x: number) => number {
+  if (!wgsl) return Math.exp;
+  let sign = 1;
+  return (x) => (sign = -sign, Math.exp(x) * (1 + sign * (3 + 2 * Math.abs(x)) * 2 ** -23));
+}
+
 function reference(
   c: BackwardCase,
   dOut: ArrayLike<number>,
   round: (x: number) => number,
+  twin: TwinOptions = {},
 ): BackwardResult {
+  const { saved } = twin;
+  const exp = twinExp(twin.wgslExp === true);
   const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim, scale } = c;
   const group = heads / kvHeads;
   const out = new Float64Array(batch * heads * qLen * valueDim);
@@ -60,9 +85,17 @@ function reference(
           max = Math.max(max, p[j]);
         }
         if (!seen.some((x) => x === 1)) continue;
-        let sum = c.sinks ? round(Math.exp(round(c.sinks[h] - max))) : 0;
-        for (let j = 0; j < kvLen; j++) if (seen[j]) sum = round(sum + round(Math.exp(p[j] - max)));
-        for (let j = 0; j < kvLen; j++) p[j] = seen[j] ? round(Math.exp(p[j] - max) / sum) : 0;
+        let sum = c.sinks ? round(exp(round(c.sinks[h] - max))) : 0;
+        for (let j = 0; j < kvLen; j++) if (seen[j]) sum = round(sum + round(exp(p[j] - max)));
+        // From a saved log-sum-exp, P = exp(s − lse) as the kernels recompute it.
+        const lse = saved ? saved.lse[row] : max + Math.log(sum);
+        for (let j = 0; j < kvLen; j++) {
+          p[j] = !seen[j]
+            ? 0
+            : saved
+            ? round(exp(round(p[j] - lse)))
+            : round(exp(p[j] - max) / sum);
+        }
         // Forward output, dP and D.
         let delta = 0;
         for (let j = 0; j < kvLen; j++) {
@@ -76,8 +109,17 @@ function reference(
           dp[j] = dot;
           delta = round(delta + round(p[j] * dot));
         }
+        if (saved) {
+          // D = rowsum(dO ∘ O) from the saved output, as the kernels read it.
+          delta = 0;
+          for (let d = 0; d < valueDim; d++) {
+            delta = round(delta + round(dOut[row * valueDim + d] * saved.out[row * valueDim + d]));
+          }
+        }
         if (c.sinks) {
-          const pSink = round(Math.exp(round(c.sinks[h] - max)) / sum);
+          const pSink = saved
+            ? round(exp(round(c.sinks[h] - lse)))
+            : round(exp(round(c.sinks[h] - max)) / sum);
           dSinks[h] = round(dSinks[h] - round(pSink * delta));
         }
         for (let j = 0; j < kvLen; j++) {
@@ -109,21 +151,33 @@ export function backwardOracle(c: BackwardCase, dOut: ArrayLike<number>): Backwa
   return reference(c, dOut, (x) => x);
 }
 
-/** The plain f32 materialized backward pass (every step rounded to f32). */
-export function naiveBackwardF32(c: BackwardCase, dOut: ArrayLike<number>): BackwardResult {
-  return reference(c, dOut, Math.fround);
+/**
+ * The plain f32 materialized backward pass (every step rounded to f32), reading the kernel's
+ * saved forward state and modelling its `exp` where `twin` says so.
+ */
+export function naiveBackwardF32(
+  c: BackwardCase,
+  dOut: ArrayLike<number>,
+  twin: TwinOptions = {},
+): BackwardResult {
+  return reference(c, dOut, Math.fround, twin);
 }
 
 /** Gradient names with their reference arrays. */
 export const GRADIENTS = ["dq", "dk", "dv", "dSinks", "dSlopes"] as const;
 
-/** DESIGN.md's tolerance per gradient: twice the plain f32 backward's error, plus 1e-6. */
+/**
+ * DESIGN.md's tolerance per gradient: twice the plain f32 backward's error on the same inputs,
+ * plus 1e-6. A kernel that reads its forward's saved `out` and `lse`, or computes `exp` in WGSL,
+ * says so in `twin`: the plain backward then does too.
+ */
 export function backwardTolerance(
   c: BackwardCase,
   dOut: ArrayLike<number>,
   ref: BackwardResult,
+  twin: TwinOptions = {},
 ): Record<(typeof GRADIENTS)[number], number> {
-  const naive = naiveBackwardF32(c, dOut);
+  const naive = naiveBackwardF32(c, dOut, twin);
   const tol = (name: (typeof GRADIENTS)[number]) => 2 * maxAbsError(naive[name], ref[name]) + 1e-6;
   return Object.fromEntries(GRADIENTS.map((n) => [n, tol(n)])) as Record<
     (typeof GRADIENTS)[number],

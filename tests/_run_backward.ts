@@ -38,6 +38,8 @@ export interface BackwardRunOptions {
 /** Every gradient, read back. */
 export interface BackwardRun {
   readonly out: Float32Array;
+  /** The forward's saved log-sum-exp. */
+  readonly lse: Float32Array;
   readonly dq: Float32Array;
   readonly dk: Float32Array;
   readonly dv: Float32Array;
@@ -71,7 +73,13 @@ export async function runBackward(
   const forward = await vjp(backend, spec, { q, k, v });
   const gradient = make(dOut, [batch, heads, qLen, valueDim]);
   const grads = await forward.backward(gradient);
-  const [out, dq, dk, dv] = await backend.readMany([forward.out, grads.dq, grads.dk, grads.dv]);
+  const [out, lse, dq, dk, dv] = await backend.readMany([
+    forward.out,
+    forward.lse!,
+    grads.dq,
+    grads.dk,
+    grads.dv,
+  ]);
   const slopes = options.modifier?.slopes;
   const at = slopes && spec.scoreMod
     ? headParams(spec.scoreMod).findIndex((p) => exprKey(p) === exprKey(headParam(slopes)))
@@ -80,6 +88,7 @@ export async function runBackward(
   for (const t of [...tensors, grads.dv]) backend.release(t);
   return {
     out,
+    lse,
     dq,
     dk,
     dv,
