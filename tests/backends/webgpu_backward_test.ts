@@ -11,7 +11,7 @@ import {
   randomData,
   type Shape,
 } from "../_arbitraries.ts";
-import { maxAbsError, oracle } from "../_oracle.ts";
+import { maxAbsError } from "../_oracle.ts";
 import {
   type BackwardCase,
   backwardOracle,
