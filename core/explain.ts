@@ -8,6 +8,7 @@ import { tileListsBytes } from "./tile_lists.ts";
 import { hierarchyCounts, summaryCount } from "./hierarchy.ts";
 import { featureCount, linearCounts } from "./linear.ts";
 import { isCausal, stateSharers } from "./_linear_lower.ts";
+import { formatBytes, kernelName, summaryLines } from "./_explain_format.ts";
 
 /** What a plan costs. */
 export interface PlanReport {
@@ -27,13 +28,6 @@ export interface PlanReport {
   readonly layoutBytes: number;
   /** The above on a few lines. */
   readonly summary: string;
-}
-
-function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) n /= 1024, i++;
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
 /**
@@ -149,19 +143,12 @@ function report(
 ): PlanReport {
   const projection = plan.lowRank ? withProjection(plan, attention) : undefined;
   const cost = projection?.cost ?? attention;
-  const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
-  const kernel = `${plan.family} (${plan.backend}, ${plan.engine})`;
   const summary = [
-    `kernel   ${kernel}, tile ${cost.tile}, ${plan.dtype}${
-      plan.splits > 1 ? `, keys split ${plan.splits} ways` : ""
-    }`,
-    `shape    B${batch} H${heads}/${kvHeads} Nq${qLen} Nk${kvLen} D${headDim}/${valueDim}`,
-    `flops    ${(cost.flops / 1e9).toFixed(3)} GFLOP`,
-    `memory   ${formatBytes(cost.bytesMoved)} moved, ${formatBytes(cost.scratchBytes)} scratch`,
+    ...summaryLines(plan, cost.tile, cost.flops, cost.bytesMoved, cost.scratchBytes),
     `density  ${density}`,
     ...(projection ? [projection.line] : []),
   ].join("\n");
-  return Object.freeze({ kernel, ...cost, summary });
+  return Object.freeze({ kernel: kernelName(plan), ...cost, summary });
 }
 
 /**

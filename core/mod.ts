@@ -27,6 +27,7 @@ export * from "./score_mods.ts";
 export * from "./score_mod_gradient.ts";
 export * from "./lower.ts";
 export * from "./explain.ts";
+export * from "./explain_backward.ts";
 export * from "./errors.ts";
 export * from "./hierarchy.ts";
 export * from "./linear.ts";
