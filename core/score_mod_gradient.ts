@@ -57,9 +57,14 @@ type Wrt = { readonly score: true } | { readonly param: string };
  * ```
  */
 export function scoreModGradient(modifier: Expr, backend: string): ScoreModGradient {
+  return gradients(modifier, backend, "scoreMod");
+}
+
+/** The derivatives of `modifier`; an op without one is refused as `<field> gradient op`. */
+function gradients(modifier: Expr, backend: string, field: string): ScoreModGradient {
   assertExpr(modifier, "differentiate score modifier", "modifier", "modifier");
   const params = headParams(modifier);
-  const grad = (wrt: Wrt) => derivative(modifier, wrt, backend) ?? ZERO;
+  const grad = (wrt: Wrt) => derivative(modifier, wrt, backend, field) ?? ZERO;
   return Object.freeze({
     dScore: grad({ score: true }),
     params: Object.freeze(params),
@@ -71,9 +76,9 @@ const ZERO = float(0);
 const ONE = float(1);
 
 /** `d e / d wrt`, or undefined where it is structurally zero (keeps the trees small). */
-function derivative(e: Expr, wrt: Wrt, backend: string): Expr | undefined {
+function derivative(e: Expr, wrt: Wrt, backend: string, field: string): Expr | undefined {
   if (typeOf(e) !== "float") return undefined;
-  const d = (x: Expr) => derivative(x, wrt, backend);
+  const d = (x: Expr) => derivative(x, wrt, backend, field);
   switch (e.op) {
     case "var":
       return "score" in wrt && e.name === "score" ? ONE : undefined;
@@ -113,7 +118,7 @@ function derivative(e: Expr, wrt: Wrt, backend: string): Expr | undefined {
     case "max":
       return branch(ge(e.a, e.b), d(e.a), d(e.b));
     case "mod":
-      if (d(e.a) || d(e.b)) throw new UnsupportedSpecError(backend, "scoreMod gradient op", "mod");
+      if (d(e.a) || d(e.b)) throw new UnsupportedSpecError(backend, `${field} gradient op`, "mod");
       return undefined;
   }
   return undefined;
@@ -158,5 +163,5 @@ function branch(cond: Expr, x: Expr | undefined, y: Expr | undefined): Expr | un
  */
 export function featureMapGradient(map: FeatureMap, backend: string): Expr | undefined {
   const expr = featureExpr(map);
-  return expr && scoreModGradient(expr, backend).dScore;
+  return expr && gradients(expr, backend, "featureMap").dScore;
 }
