@@ -36,7 +36,6 @@ import type {
   Tensor,
 } from "../backend.ts";
 import { checkStates } from "../_check_states.ts";
-import { UnsupportedSpecError } from "../../core/errors.ts";
 import { checkBackwardInputs } from "../_check_backward.ts";
 import { encodeBackward } from "./_backward.ts";
 import { mergeStateBuffers } from "./_merge.ts";
@@ -62,6 +61,7 @@ import {
 } from "./_encode.ts";
 import { encodeHierarchical, hierarchicalKernels } from "./_hierarchical.ts";
 import { encodeLinear, linearKernels } from "./_linear.ts";
+import { encodeLinearBackward } from "./_linear_backward.ts";
 import { encodePaged } from "./_paged.ts";
 import { copyRows, type RowsContext } from "./_rows.ts";
 import { checkPages, checkRows } from "../_check_pages.ts";
@@ -339,7 +339,27 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
       assertPlan(plan, caps);
       const { storages, gradient } = checkBackwardInputs<GpuStorage>(plan, io, "webgpu", owner);
       if (plan.family === "linear") {
-        throw new UnsupportedSpecError("webgpu", "backward of family", plan.family);
+        const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
+        const { dq, dk, dv, dDecay } = await encodeLinearBackward({
+          ...compiler,
+          pool,
+          uniformPool,
+          staging,
+          plan,
+          io,
+          buffers: {
+            q: storages.q.buffer,
+            k: storages.k.buffer,
+            v: storages.v.buffer,
+            dOut: storages.dOut.buffer,
+          },
+        });
+        return {
+          dq: wrap(dq, [batch, heads, qLen, headDim], plan.dtype),
+          dk: wrap(dk, [batch, kvHeads, kvLen, headDim], plan.dtype),
+          dv: wrap(dv, [batch, kvHeads, kvLen, valueDim], plan.dtype),
+          ...(dDecay ? { dDecay } : {}),
+        };
       }
       const buffers = {
         q: storages.q.buffer,

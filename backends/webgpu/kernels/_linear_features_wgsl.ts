@@ -6,6 +6,7 @@
  * features pass computes them once per row into f32 buffers that the other passes read.
  * @module
  */
+import type { Expr } from "../../../core/expr.ts";
 import { featureExpr, type FeatureMap } from "../../../core/linear.ts";
 import { type LiteralTable, toWgsl } from "../../../core/to_wgsl.ts";
 import type { DType } from "../../../core/tensor_desc.ts";
@@ -64,18 +65,46 @@ export interface LinearParams {
   readonly dtype: DType;
   readonly featureMap: FeatureMap;
   readonly causal: boolean;
+  /**
+   * The elementwise map's derivative φ' over `score` (backward passes): `phiWgsl` then also
+   * defines `dphi(x)`, its constants lifted after the map's.
+   */
+  readonly featureGradient?: Expr;
 }
 
-/** The literal table of an elementwise map: only custom maps lift their constants. */
-export function featureLiterals(map: FeatureMap): LiteralTable {
+/**
+ * The literal table of an elementwise map, then of its derivative when given: only custom maps
+ * lift their constants.
+ */
+export function featureLiterals(map: FeatureMap, gradient?: Expr): LiteralTable {
   const table = { values: [], kinds: [] } as LiteralTable;
-  if (map.kind === "expr") toWgsl("phi_map", map.expr, table);
+  if (map.kind === "expr") {
+    toWgsl("phi_map", map.expr, table);
+    if (gradient) toWgsl("phi_grad", gradient, table);
+  }
   return table;
 }
 
 /**
- * Declarations every linear pass shares: parameter blocks, inputs, sizes and the invocation
- * index over a 2D grid.
+ * `γ^n` by repeated squaring: about log2(n) roundings, where `pow` (exp2 of log2) is off by
+ * several ulps on some adapters, which the decay's gradient (a sum weighted by distances) feels.
+ */
+const POWI = `fn powi(x: f32, n: u32) -> f32 {
+  var r = 1.0;
+  var base = x;
+  var k = n;
+  while (k > 0u) {
+    if ((k & 1u) == 1u) { r *= base; }
+    base *= base;
+    k >>= 1u;
+  }
+  return r;
+}
+`;
+
+/**
+ * Declarations every linear pass shares: parameter blocks, inputs, sizes, the invocation
+ * index over a 2D grid, and `powi`.
  */
 export function linearHeader(params: LinearParams): string {
   const fields = LINEAR_FIELDS.map((f) => `  ${f}: ${f === "epsilon" ? "f32" : "u32"},`).join(
@@ -91,7 +120,7 @@ const DV: u32 = ${params.valueDim}u;
 const F: u32 = ${params.features}u;
 const W: u32 = ${params.valueDim + 1}u;
 fn invocation(id: vec3<u32>) -> u32 { return id.x + id.y * ${65535 * LINEAR_WORKGROUP}u; }
-`;
+${POWI}`;
 }
 
 /**
@@ -113,14 +142,23 @@ fn phi_k(row: u32, f: u32) -> f32 { return fk[row + f]; }
 `;
   }
   const table = { values: [], kinds: [] } as LiteralTable;
-  const fn = toWgsl("phi_map", featureExpr(map)!, map.kind === "expr" ? table : undefined);
+  const lifted = map.kind === "expr" ? table : undefined;
+  const fn = toWgsl("phi_map", featureExpr(map)!, lifted);
+  const slope = params.featureGradient;
+  const grad = slope ? toWgsl("phi_grad", slope, lifted) : "";
   const lits = table.values.length > 0
     ? `@group(0) @binding(${LINEAR_BINDINGS.literals}) var<uniform> lits: array<vec4<u32>, ${
       Math.ceil(table.values.length / 4)
     }>;\n`
     : "";
-  return `${lits}${fn}fn phi(x: f32) -> f32 { return phi_map(0i, 0i, 0i, 0i, 0i, 0i, x); }
-fn q_row(b: u32, h: u32, i: u32) -> u32 { return p.q_off + b * p.q_sb + h * p.q_sh + i * p.q_sn; }
+  // With a derivative, a pass may call only one of phi and dphi while only the other reads the
+  // literals: both touch them so that every pass binds the block the same way.
+  const touch = slope && lits ? "_ = lits[0]; " : "";
+  const dphi = slope
+    ? `fn dphi(x: f32) -> f32 { ${touch}return phi_grad(0i, 0i, 0i, 0i, 0i, 0i, x); }\n`
+    : "";
+  return `${lits}${fn}${grad}fn phi(x: f32) -> f32 { ${touch}return phi_map(0i, 0i, 0i, 0i, 0i, 0i, x); }
+${dphi}fn q_row(b: u32, h: u32, i: u32) -> u32 { return p.q_off + b * p.q_sb + h * p.q_sh + i * p.q_sn; }
 fn k_row(b: u32, hk: u32, j: u32) -> u32 {
   return p.k_off + b * p.k_sb + hk * p.k_sh + j * p.k_sn;
 }
@@ -156,14 +194,13 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let row = e / F;
   ${base}
   let root = sqrt(p.scale);
-  var half = 0.0;
-  var dot = 0.0;
+  // One sum for W_f·x' − |x'|²/2: two would round twice and partly cancel.
+  var z = 0.0;
   for (var d = 0u; d < D; d++) {
     let x = load_${role}(base + d * p.${role}_sd) * root;
-    half += x * x;
-    dot += wm[f * D + d] * x;
+    z += x * (wm[f * D + d] - 0.5 * x);
   }
-  feats[e] = exp(dot - 0.5 * half) / sqrt(f32(F));
+  feats[e] = exp(z) / sqrt(f32(F));
 }
 `;
 }

@@ -106,9 +106,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let own = work[at];
     work[at] = s;
     let len = min(lp.chunk, p.kv_len - t * lp.chunk);
-    s = s * pow(g, f32(len)) + own;
+    s = s * powi(g, len) + own;
   }
-  let all = pow(g, f32(p.kv_len));
+  let all = powi(g, p.kv_len);
   for (var m = 0u; m < lp.sharers; m++) {
     var carried = 0.0;
     if (lp.has_state == 1u) { carried = all * input_state(b, h0 + m, fw); }
@@ -152,7 +152,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let kr = k_row(b, h / p.group, j);
   var s = 0.0;
   for (var f = 0u; f < F; f++) { s += phi_q(qr, f) * phi_k(kr, f); }
-  scores[e] = s * pow(decay[h], f32(pos - j));
+  scores[e] = s * powi(decay[h], pos - j);
 }
 `;
 }
@@ -173,11 +173,11 @@ function causalBody(): string {
     num += a * work[at + f * W + c];
     den += a * work[at + f * W + DV];
   }
-  let carried = pow(g, f32(pos - start + 1u));
+  let carried = powi(g, pos - start + 1u);
   num *= carried;
   den *= carried;
   if (lp.has_state == 1u) {
-    let earlier = pow(g, f32(pos + 1u));
+    let earlier = powi(g, pos + 1u);
     for (var f = 0u; f < F; f++) {
       let a = phi_q(qr, f) * earlier;
       num += a * input_state(b, h, f * W + c);
