@@ -18,13 +18,15 @@ import { literalWords } from "../../core/to_wgsl.ts";
 import { tensorDesc } from "../../core/tensor_desc.ts";
 import { UnsupportedSpecError } from "../../core/errors.ts";
 import type { BackwardInputs } from "../backend.ts";
-import { type Bindings, checkBinding, tensorBinding } from "./_dispatch.ts";
+import { type Binding, type Bindings, checkBinding, tensorBinding } from "./_dispatch.ts";
 import {
   beginLinear,
   checkKeySide,
   encodeKeySide,
   finishLinear,
+  type KeySide,
   type LinearCompiler,
+  type LinearEncoder,
   linearKernels,
   type LinearRequest,
   paramsOf,
@@ -294,54 +296,34 @@ export async function encodeLinearBackward(
     ...(causal ? { ...scores, [LB.adjoint]: adjoint } as Bindings : {}),
     [ob]: dv,
   });
-  const pulled = (role: "q" | "k", dPhi: GPUBuffer, out: GPUBuffer, total: number) => {
-    const { phiQ, phiK, matrix } = LINEAR_BINDINGS;
-    const x: Bindings = side.matrix
-      ? role === "q" ? { [phiQ]: qRows[phiQ], [matrix]: side.matrix } : {
-        [phiK]: kRows[phiK],
-        [matrix]: side.matrix,
-      }
-      : role === "q"
-      ? qRows
-      : kRows;
-    run(kernels.pullback[role], total, {
-      ...x,
-      ...(side.matrix ? { [role === "q" ? 1 : 2]: role === "q" ? q : k } : {}),
-      [LB.dphi]: dPhi,
-      [ob]: out,
-    });
-    return out;
-  };
-  const dq = pulled("q", dPhiQ, gradient("dq"), entries.dq);
-  const dk = pulled("k", dPhiK, gradient("dk"), entries.dk);
+  const dq = gradient("dq"), dk = gradient("dk");
+  encodePullback(
+    enc,
+    kernels.pullback.q,
+    side,
+    { role: "q", x: q, dPhi: dPhiQ, out: dq },
+    entries.dq,
+  );
+  encodePullback(
+    enc,
+    kernels.pullback.k,
+    side,
+    { role: "k", x: k, dPhi: dPhiK, out: dk },
+    entries.dk,
+  );
   const pack = (x: GPUBuffer, n: number) => {
     const packed = encodePack(req, enc.pass, kernels, x, n, enc);
     if (packed !== x) kept.push(packed);
     return packed;
   };
   const grads = { dq: pack(dq, entries.dq), dk: pack(dk, entries.dk), dv: pack(dv, entries.dv) };
-  let terms: GPUBuffer | undefined;
-  if (kernels.decay) {
-    const moments = scratch("moments");
-    const sharedEntries = entries.state / sharersOf(plan);
-    run(kernels.decay.moments, entries.moments, { ...kRows, 3: v, ...decays, [ob]: moments });
-    run(kernels.decay.momentScan, sharedEntries, {
-      ...decays,
-      [wb]: side.work,
-      [LB.moments]: moments,
+  const terms = kernels.decay &&
+    encodeDecayTerms(enc, kernels.decay, side, {
+      v,
+      adjoint,
+      moments: scratch("moments"),
+      terms: result(entries["row terms"], "row terms"),
     });
-    terms = result(entries["row terms"], "row terms");
-    run(kernels.decay.rowTerms, entries["row terms"], {
-      ...qRows,
-      3: v,
-      ...decays,
-      ...scores,
-      [wb]: side.work,
-      [LB.moments]: moments,
-      [LB.adjoint]: adjoint,
-      [LB.terms]: terms,
-    });
-  }
   await finishLinear(enc, kept);
   if (!terms || !gammas) return grads;
   try {
@@ -352,6 +334,63 @@ export async function encodeLinearBackward(
   } finally {
     pool.release(terms);
   }
+}
+
+/** The pullback pass of q or k rows: `dφ` to `∂loss/∂x` (f32, contiguous) in `out`. */
+function encodePullback(
+  enc: LinearEncoder,
+  pipeline: GPUComputePipeline,
+  side: KeySide,
+  io: { role: "q" | "k"; x: Binding; dPhi: GPUBuffer; out: GPUBuffer },
+  total: number,
+): void {
+  const { phiQ, phiK, matrix, out } = LINEAR_BINDINGS;
+  const rows = io.role === "q" ? side.qRows : side.kRows;
+  // Performer's pass reads the rows and their features; elementwise maps read the rows only.
+  const source: Bindings = side.matrix
+    ? {
+      [io.role === "q" ? 1 : 2]: io.x,
+      [matrix]: side.matrix,
+      ...(io.role === "q" ? { [phiQ]: rows[phiQ] } : { [phiK]: rows[phiK] }),
+    }
+    : rows;
+  enc.run(pipeline, total, { ...source, [LB.dphi]: io.dPhi, [out]: io.out });
+}
+
+/**
+ * With a decay: the key-side moments per chunk, their scan (after the forward's, whose states
+ * it reads), then each row's term of `dDecay` into `buffers.terms`.
+ */
+function encodeDecayTerms(
+  enc: LinearEncoder,
+  kernels: NonNullable<BackwardKernels["decay"]>,
+  side: KeySide,
+  buffers: { v: Binding; adjoint: GPUBuffer; moments: GPUBuffer; terms: GPUBuffer },
+): GPUBuffer {
+  const { batch, heads, qLen, kvLen, valueDim } = enc.plan.sizes;
+  const { features } = paramsOf(enc.plan);
+  const { decay: db, work: wb, scores: sb, out } = LINEAR_BINDINGS;
+  const shared = batch * heads * features * (valueDim + 1) / sharersOf(enc.plan);
+  const chunks = Math.ceil(kvLen / enc.plan.tile.kv);
+  const { v, moments, terms } = buffers;
+  enc.run(kernels.moments, shared * chunks, {
+    ...side.kRows,
+    3: v,
+    [db]: side.decay,
+    [out]: moments,
+  });
+  enc.run(kernels.momentScan, shared, { [db]: side.decay, [wb]: side.work, [LB.moments]: moments });
+  enc.run(kernels.rowTerms, batch * heads * qLen, {
+    ...side.qRows,
+    3: v,
+    [db]: side.decay,
+    [sb]: side.scores!,
+    [wb]: side.work,
+    [LB.moments]: moments,
+    [LB.adjoint]: buffers.adjoint,
+    [LB.terms]: terms,
+  });
+  return terms;
 }
 
 /**
