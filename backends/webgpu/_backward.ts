@@ -24,12 +24,9 @@ import {
 import { readBack, type StagingPool } from "./_readback.ts";
 import { LITERALS_BINDING } from "./kernels/_common_wgsl.ts";
 import { packF16Wgsl } from "./kernels/materialized_wgsl.ts";
-import {
-  backwardModifiers,
-  backwardSharedBytes,
-  backwardThreads,
-  backwardTileWgsl,
-} from "./kernels/backward_wgsl.ts";
+import { backwardModifiers, backwardThreads, backwardTileWgsl } from "./kernels/backward_wgsl.ts";
+import { blockGeometry } from "./kernels/_backward_geometry.ts";
+import { flashVecAligned } from "./kernels/flash_wgsl.ts";
 import { backwardPrepWgsl, PREP_FIELDS, PREP_THREADS } from "./kernels/backward_prep_wgsl.ts";
 
 /** What a backward pass needs: the backend's compiler and pools, the plan and checked inputs. */
@@ -56,18 +53,23 @@ export interface BackwardBuffers {
   readonly dHeadParams?: number[][];
 }
 
-const TILES = [32, 16, 8, 4];
+const TILES = [64, 32, 16];
 
-/** The largest tile whose shared tiles and threads the device fits (16 at head dim 128). */
+/**
+ * The largest hardware tile whose register-block kernels the device fits (64 with 48 KiB of
+ * workgroup memory).
+ */
 export function backwardTile(
   limits: GPUSupportedLimits,
   headDim: number,
   valueDim: number,
-): number {
-  return TILES.find((t) =>
-    backwardSharedBytes(t, headDim, valueDim) <= limits.maxComputeWorkgroupStorageSize &&
-    backwardThreads(t) <= limits.maxComputeInvocationsPerWorkgroup
-  ) ?? 4;
+): number | undefined {
+  return TILES.find((tile) =>
+    backwardThreads(tile, false) <= limits.maxComputeInvocationsPerWorkgroup &&
+    (["kv", "q"] as const).every((mode) =>
+      blockGeometry({ mode, tile, headDim, valueDim }, limits.maxComputeWorkgroupStorageSize)
+    )
+  );
 }
 
 /** Tile lists in the `u32` form the tile passes read: [starts at, entries at, first per unit…,
@@ -136,6 +138,11 @@ function backwardKernels(req: BackwardRequest): Promise<BackwardKernels> {
   if (known) return known;
   const { batch, heads, qLen, kvLen, headDim, valueDim } = plan.sizes;
   const tile = req.software ? 8 : backwardTile(req.device.limits, headDim, valueDim);
+  if (tile === undefined) {
+    throw new RangeError(
+      `Cannot run backward: head dims ${headDim}/${valueDim} exceed the device's workgroup memory (${req.device.limits.maxComputeWorkgroupStorageSize} bytes)`,
+    );
+  }
   const lists = tileLists(plan.mask, { batch, heads, qLen, kvLen, tileQ: tile, tileKv: tile });
   const shape = {
     tile,
@@ -146,6 +153,8 @@ function backwardKernels(req: BackwardRequest): Promise<BackwardKernels> {
     scoreMod: plan.scoreMod,
     gradient,
     software: req.software,
+    vec: flashVecAligned(plan),
+    workgroupBytes: req.device.limits.maxComputeWorkgroupStorageSize,
   };
   const label = `backward ${plan.dtype} D${headDim}/${valueDim} tile ${tile}`;
   known = (async () => ({
@@ -221,7 +230,7 @@ export async function encodeBackward(req: BackwardRequest): Promise<BackwardBuff
   const dv = scratch(4 * batch * kvHeads * kvLen * valueDim, "dv", !f16);
   const partials = nParams
     ? scratch(
-      4 * batch * heads * k.lists.rows * backwardThreads(k.tile) * nParams,
+      4 * batch * heads * k.lists.rows * backwardThreads(k.tile, req.software) * nParams,
       "partials",
       true,
     )
@@ -309,7 +318,7 @@ async function headGradients(
   if (!sinks && !partials) return {};
   const { batch, heads, qLen } = plan.sizes;
   const nParams = req.gradient?.dParams.length ?? 0;
-  const perHead = k.lists.rows * backwardThreads(k.tile) * nParams;
+  const perHead = k.lists.rows * backwardThreads(k.tile, req.software) * nParams;
   const requests = [
     ...(sinks
       ? [{
