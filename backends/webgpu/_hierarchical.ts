@@ -20,7 +20,7 @@ import {
   submitChecked,
   tensorBinding,
 } from "./_dispatch.ts";
-import type { PipelineCache } from "./_pipelines.ts";
+import { perPlan, type PipelineCache } from "./_pipelines.ts";
 import {
   type HierarchicalParams,
   HIERARCHY_BINDINGS,
@@ -87,27 +87,14 @@ async function compile(compiler: HierarchicalCompiler, plan: KernelPlan) {
   return { pool, rows, ...(pack ? { pack } : {}) };
 }
 
-/** Per pipeline cache (one per backend), the kernels of each plan. */
-const compiledOf = new WeakMap<PipelineCache, WeakMap<KernelPlan, Promise<HierarchicalKernels>>>();
-
 /**
  * A hierarchical plan's pipelines, generated and looked up once per plan object and backend.
  * @throws {Error} If a shader fails to compile, naming it.
  */
-export function hierarchicalKernels(
+export const hierarchicalKernels: (
   compiler: HierarchicalCompiler,
   plan: KernelPlan,
-): Promise<HierarchicalKernels> {
-  let plans = compiledOf.get(compiler.pipelines);
-  if (!plans) compiledOf.set(compiler.pipelines, plans = new WeakMap());
-  let kernels = plans.get(plan);
-  if (!kernels) {
-    kernels = compile(compiler, plan);
-    kernels.catch(() => plans.delete(plan));
-    plans.set(plan, kernels);
-  }
-  return kernels;
-}
+) => Promise<HierarchicalKernels> = perPlan(compile);
 
 /** The hierarchy's uniform block for a dispatch of `total` invocations or workgroups. */
 function hierarchyData(plan: KernelPlan, count: number, total: number): ArrayBuffer {

@@ -1,57 +1,27 @@
 /**
  * Encodes the backward pass of a linear plan (see `kernels/linear_backward_wgsl.ts`): the
- * forward's key-side passes (shared with `encodeLinear`), then the adjoint, weights, `dφ(q)`,
- * query-state, reverse-scan, `dφ(k)`, dv, key-term and pullback passes, and f16 packing; one
- * command encoder, one submit, errors raised with the run's label. The decay's gradient is a
- * difference of two position-weighted sums of per-row and per-key terms: they are read back and
- * summed on the host in f64, in batch, row and key order. Scratch (f32): the key-side states
- * (`B·Hs·⌈Nk/C⌉·F·W`) and the query-side states (`B·Hq·⌈N/C⌉·F·W`), the final states, `C` scores
- * and `C` weights, `W` adjoint entries and `F` of `dφ(q)` per query row, `F` of `dφ(k)` per key
- * row, the f32 gradients; no `Nq × Nk` buffer.
+ * forward's key-side passes (`encodeKeySide`, shared with `encodeLinear`), then the adjoint,
+ * weights, `dφ(q)`, query-state, reverse-scan, `dφ(k)`, dv and pullback passes, the decay's terms
+ * (`_linear_backward_decay.ts`), and f16 packing; one command encoder, one submit, errors raised
+ * with the run's label. Scratch (f32): the key-side states (`B·Hs·⌈Nk/C⌉·F·W`) and the query-side
+ * states (`B·Hq·⌈N/C⌉·F·W`), the final states, `C` scores and `C` weights, `W` adjoint entries
+ * and `F` of `dφ(q)` per query row, `F` of `dφ(k)` per key row, the f32 gradients; no `Nq × Nk`
+ * buffer.
  * @module
  */
 import { encodePack } from "./_encode.ts";
-import type { LinearNormalizer } from "../../core/linear.ts";
 import type { KernelPlan } from "../../core/lower.ts";
-import { featureMapGradient } from "../../core/score_mod_gradient.ts";
-import { literalWords } from "../../core/to_wgsl.ts";
-import { tensorDesc } from "../../core/tensor_desc.ts";
-import { UnsupportedSpecError } from "../../core/errors.ts";
 import type { BackwardInputs } from "../backend.ts";
 import { type Binding, type Bindings, checkBinding, tensorBinding } from "./_dispatch.ts";
-import {
-  beginLinear,
-  checkKeySide,
-  encodeKeySide,
-  finishLinear,
-  type KeySide,
-  type LinearCompiler,
-  type LinearEncoder,
-  linearKernels,
-  type LinearRequest,
-  paramsOf,
-  runLabel,
-  sharersOf,
-} from "./_linear.ts";
-import type { PipelineCache } from "./_pipelines.ts";
-import { readBack, type StagingPool } from "./_readback.ts";
-import { featureLiterals, LINEAR_BINDINGS, type LinearParams } from "./kernels/linear_wgsl.ts";
-import {
-  adjointWgsl,
-  dPhiKWgsl,
-  dPhiQWgsl,
-  dValueWgsl,
-  GRAD_FIELDS,
-  LINEAR_BACKWARD_BINDINGS as LB,
-  momentChunksWgsl,
-  momentScanWgsl,
-  pullbackWgsl,
-  queryStatesWgsl,
-  reverseScanWgsl,
-  rowTermsWgsl,
-  weightsWgsl,
-} from "./kernels/linear_backward_wgsl.ts";
-import { packF16Wgsl } from "./kernels/materialized_wgsl.ts";
+import type { LinearRequest } from "./_linear.ts";
+import { decayGradient, encodeDecayTerms } from "./_linear_backward_decay.ts";
+import { linearBackwardKernels } from "./_linear_backward_kernels.ts";
+import { beginLinear, finishLinear, type LinearEncoder } from "./_linear_encoder.ts";
+import { linearKernels, normalizerOf, paramsOf, runLabel, stateSizes } from "./_linear_kernels.ts";
+import { checkKeySide, encodeKeySide, type KeySide } from "./_linear_key_side.ts";
+import type { StagingPool } from "./_readback.ts";
+import { LINEAR_BINDINGS } from "./kernels/linear_wgsl.ts";
+import { GRAD_FIELDS, LINEAR_BACKWARD_BINDINGS as LB } from "./kernels/linear_backward_wgsl.ts";
 
 /** What a linear backward pass needs: the compiler, pools, plan, the inputs' views and buffers. */
 export interface LinearBackwardRequest extends Omit<LinearRequest, "inputs"> {
@@ -68,98 +38,6 @@ export interface LinearGradientBuffers {
   readonly dDecay?: number[];
 }
 
-/** The backward pipelines of a linear plan. */
-interface BackwardKernels {
-  readonly adjoint: GPUComputePipeline;
-  readonly weights?: GPUComputePipeline;
-  readonly dPhiQ: GPUComputePipeline;
-  readonly queryStates: GPUComputePipeline;
-  readonly reverseScan: GPUComputePipeline;
-  readonly dPhiK: GPUComputePipeline;
-  readonly dValue: GPUComputePipeline;
-  /** With a decay: the key-side moments, their scan, the rows' terms of `dDecay`. */
-  readonly decay?: {
-    readonly moments: GPUComputePipeline;
-    readonly momentScan: GPUComputePipeline;
-    readonly rowTerms: GPUComputePipeline;
-  };
-  readonly pullback: { readonly q: GPUComputePipeline; readonly k: GPUComputePipeline };
-  readonly pack?: GPUComputePipeline;
-  /** The map's and its derivative's lifted literals (custom maps only). */
-  readonly literals?: Uint32Array;
-}
-
-const normalizerOf = (plan: KernelPlan) => plan.normalizer as LinearNormalizer;
-
-async function compile(compiler: LinearCompiler, plan: KernelPlan): Promise<BackwardKernels> {
-  const { pipelines, device } = compiler;
-  const label = `backward ${runLabel(plan)}`;
-  const base = paramsOf(plan);
-  const map = base.featureMap;
-  const gradient = map.kind === "performer" ? undefined : featureMapGradient(map, "webgpu");
-  const params: LinearParams = gradient ? { ...base, featureGradient: gradient } : base;
-  const table = featureLiterals(map, gradient);
-  const literals = table.values.length > 0 ? literalWords(table) : undefined;
-  if (literals && literals.byteLength > device.limits.maxUniformBufferBindingSize) {
-    throw new UnsupportedSpecError(
-      "webgpu",
-      "normalizer.featureMap literals",
-      `${literals.byteLength} bytes (the device binds at most ${device.limits.maxUniformBufferBindingSize})`,
-    );
-  }
-  const get = (name: string, source: string) => pipelines.get(`${name}: ${label}`, source);
-  const decay = base.causal && normalizerOf(plan).decay !== undefined;
-  const [adjoint, weights, dPhiQ, queryStates, reverseScan, dPhiK, dValue, pq, pk, pack] =
-    await Promise.all([
-      get("adjoint", adjointWgsl(params)),
-      base.causal ? get("weights", weightsWgsl(params)) : null,
-      get("dphi q", dPhiQWgsl(params)),
-      get("query states", queryStatesWgsl(params)),
-      get("reverse scan", reverseScanWgsl(params)),
-      get("dphi k", dPhiKWgsl(params)),
-      get("dv", dValueWgsl(params)),
-      get("pullback q", pullbackWgsl(params, "q")),
-      get("pullback k", pullbackWgsl(params, "k")),
-      plan.dtype === "f16" ? pipelines.get("pack f16", packF16Wgsl()) : null,
-    ]);
-  const terms = decay
-    ? await Promise.all([
-      get("moments", momentChunksWgsl(params)),
-      get("moment scan", momentScanWgsl(params)),
-      get("row terms", rowTermsWgsl(params)),
-    ])
-    : undefined;
-  return {
-    adjoint,
-    ...(weights ? { weights } : {}),
-    dPhiQ,
-    queryStates,
-    reverseScan,
-    dPhiK,
-    dValue,
-    ...(terms ? { decay: { moments: terms[0], momentScan: terms[1], rowTerms: terms[2] } } : {}),
-    pullback: { q: pq, k: pk },
-    ...(pack ? { pack } : {}),
-    ...(literals ? { literals } : {}),
-  };
-}
-
-/** Per pipeline cache (one per backend), the backward kernels of each plan. */
-const compiledOf = new WeakMap<PipelineCache, WeakMap<KernelPlan, Promise<BackwardKernels>>>();
-
-/** A linear plan's backward pipelines, generated once per plan object and backend. */
-function backwardKernels(compiler: LinearCompiler, plan: KernelPlan): Promise<BackwardKernels> {
-  let plans = compiledOf.get(compiler.pipelines);
-  if (!plans) compiledOf.set(compiler.pipelines, plans = new WeakMap());
-  let kernels = plans.get(plan);
-  if (!kernels) {
-    kernels = compile(compiler, plan);
-    kernels.catch(() => plans.delete(plan));
-    plans.set(plan, kernels);
-  }
-  return kernels;
-}
-
 /** The gradient's view block: `dOut`'s offset and strides. */
 function gradView(io: BackwardInputs): ArrayBuffer {
   const d = io.dOut;
@@ -171,21 +49,22 @@ function gradView(io: BackwardInputs): ArrayBuffer {
 function scratchSizes(plan: KernelPlan) {
   const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
   const { features, causal } = paramsOf(plan);
-  const chunk = plan.tile.kv, W = valueDim + 1, sharers = sharersOf(plan);
+  const { chunks, state, shared } = stateSizes(plan);
+  const chunk = plan.tile.kv, W = valueDim + 1;
   // Causal query-side chunks follow the key chunks (by position); non-causal, chunks of rows.
   const queryChunks = Math.ceil((causal ? kvLen : qLen) / chunk);
   const rows = batch * heads * qLen, keys = batch * kvHeads * kvLen;
   return {
     queryChunks,
     entries: {
-      state: batch * heads * features * W,
+      state,
       adjoint: rows * W,
       weights: causal ? rows * chunk : 0,
       "dphi q": rows * features,
       "query states": batch * heads * queryChunks * features * W,
       "dphi k": keys * features,
       "row terms": rows,
-      moments: batch * heads * Math.ceil(kvLen / chunk) * features * W / sharers,
+      moments: chunks * shared,
       dq: rows * headDim,
       dk: keys * headDim,
       dv: keys * valueDim,
@@ -218,7 +97,7 @@ export async function encodeLinearBackward(
   const { queryChunks, entries } = scratchSizes(plan);
   for (const [role, n] of Object.entries(entries)) checkBinding(device, label, role, 4 * n);
   const forward = await linearKernels(req, plan);
-  const kernels = await backwardKernels(req, plan);
+  const kernels = await linearBackwardKernels(req, plan);
 
   const enc = beginLinear(req, label);
   const { run, temporary } = enc;
@@ -355,65 +234,4 @@ function encodePullback(
     }
     : rows;
   enc.run(pipeline, total, { ...source, [LB.dphi]: io.dPhi, [out]: io.out });
-}
-
-/**
- * With a decay: the key-side moments per chunk, their scan (after the forward's, whose states
- * it reads), then each row's term of `dDecay` into `buffers.terms`.
- */
-function encodeDecayTerms(
-  enc: LinearEncoder,
-  kernels: NonNullable<BackwardKernels["decay"]>,
-  side: KeySide,
-  buffers: { v: Binding; adjoint: GPUBuffer; moments: GPUBuffer; terms: GPUBuffer },
-): GPUBuffer {
-  const { batch, heads, qLen, kvLen, valueDim } = enc.plan.sizes;
-  const { features } = paramsOf(enc.plan);
-  const { decay: db, work: wb, scores: sb, out } = LINEAR_BINDINGS;
-  const shared = batch * heads * features * (valueDim + 1) / sharersOf(enc.plan);
-  const chunks = Math.ceil(kvLen / enc.plan.tile.kv);
-  const { v, moments, terms } = buffers;
-  enc.run(kernels.moments, shared * chunks, {
-    ...side.kRows,
-    3: v,
-    [db]: side.decay,
-    [out]: moments,
-  });
-  enc.run(kernels.momentScan, shared, { [db]: side.decay, [wb]: side.work, [LB.moments]: moments });
-  enc.run(kernels.rowTerms, batch * heads * qLen, {
-    ...side.qRows,
-    3: v,
-    [db]: side.decay,
-    [sb]: side.scores!,
-    [wb]: side.work,
-    [LB.moments]: moments,
-    [LB.adjoint]: buffers.adjoint,
-    [LB.terms]: terms,
-  });
-  return terms;
-}
-
-/**
- * `∂loss/∂γ_h = Σ_i (row i's share of Σ_j dA_ij·A_ij·(p_i − j)) / γ_h`, summed in f64 in batch and
- * row order.
- */
-async function decayGradient(
-  req: LinearBackwardRequest,
-  terms: GPUBuffer,
-  gammas: readonly number[],
-): Promise<number[]> {
-  const { batch, heads, qLen } = req.plan.sizes;
-  const target = new Float32Array(batch * heads * qLen);
-  await readBack(req.device, req.staging, [{
-    desc: tensorDesc([target.length]),
-    buffer: terms,
-    target,
-  }]);
-  return gammas.map((gamma, h) => {
-    let sum = 0;
-    for (let b = 0; b < batch; b++) {
-      for (let i = 0; i < qLen; i++) sum += target[(b * heads + h) * qLen + i];
-    }
-    return sum / gamma;
-  });
 }

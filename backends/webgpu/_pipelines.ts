@@ -1,8 +1,10 @@
 /**
  * Compute pipelines cached by WGSL source, with in-flight de-duplication; compilation errors
- * become exceptions carrying the shader's label.
+ * become exceptions carrying the shader's label; `perPlan` keeps a plan family's compiled
+ * pipelines per backend and plan object.
  * @module
  */
+import type { KernelPlan } from "../../core/lower.ts";
 
 /** What a pipeline cache has compiled. */
 export interface CompileStats {
@@ -80,4 +82,28 @@ export class PipelineCache {
     }
     return pipeline;
   }
+}
+
+/**
+ * Memoizes a plan family's compilation per pipeline cache (one per backend) and plan object; a
+ * failed compilation is forgotten, so the next call compiles again.
+ *
+ * @param compile Builds a plan's pipelines.
+ * @returns `compile`, run once per backend and plan.
+ */
+export function perPlan<C extends { readonly pipelines: PipelineCache }, K>(
+  compile: (compiler: C, plan: KernelPlan) => Promise<K>,
+): (compiler: C, plan: KernelPlan) => Promise<K> {
+  const compiledOf = new WeakMap<PipelineCache, WeakMap<KernelPlan, Promise<K>>>();
+  return (compiler, plan) => {
+    let plans = compiledOf.get(compiler.pipelines);
+    if (!plans) compiledOf.set(compiler.pipelines, plans = new WeakMap());
+    let kernels = plans.get(plan);
+    if (!kernels) {
+      kernels = compile(compiler, plan);
+      kernels.catch(() => plans.delete(plan));
+      plans.set(plan, kernels);
+    }
+    return kernels;
+  };
 }

@@ -60,7 +60,8 @@ import {
   type KernelCompiler,
 } from "./_encode.ts";
 import { encodeHierarchical, hierarchicalKernels } from "./_hierarchical.ts";
-import { encodeLinear, linearKernels } from "./_linear.ts";
+import { encodeLinear } from "./_linear.ts";
+import { linearKernels } from "./_linear_kernels.ts";
 import { encodeLinearBackward } from "./_linear_backward.ts";
 import { encodePaged } from "./_paged.ts";
 import { copyRows, type RowsContext } from "./_rows.ts";
