@@ -5,7 +5,7 @@
  * f32 at every step: its error sets the tolerance of optimized kernels (DESIGN.md).
  * @module
  */
-import { maxAbsError, type OracleCase } from "./_oracle.ts";
+import { maxAbsError, type OracleCase, wgslExp } from "./_oracle.ts";
 
 /** A reference problem with the modifier's derivatives. */
 export interface BackwardCase extends OracleCase {
@@ -40,13 +40,6 @@ export interface TwinOptions {
   readonly wgslExp?: boolean;
 }
 
-/** `exp` as the twin computes it. */
-function twinExp(wgsl: boolean): (x: number) => number {
-  if (!wgsl) return Math.exp;
-  let sign = 1;
-  return (x) => (sign = -sign, Math.exp(x) * (1 + sign * (3 + 2 * Math.abs(x)) * 2 ** -23));
-}
-
 function reference(
   c: BackwardCase,
   dOut: ArrayLike<number>,
@@ -54,7 +47,7 @@ function reference(
   twin: TwinOptions = {},
 ): BackwardResult {
   const { saved } = twin;
-  const exp = twinExp(twin.wgslExp === true);
+  const exp = twin.wgslExp ? wgslExp() : Math.exp;
   const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim, scale } = c;
   const group = heads / kvHeads;
   const out = new Float64Array(batch * heads * qLen * valueDim);

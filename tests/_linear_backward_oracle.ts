@@ -4,16 +4,21 @@
  * row `i` sees, then per pair `dA_ij = (dO_i·v_j − dO_i·out_i) / den_i` (`dO_i·v_j` unnormalized),
  * `dv_j += A_ij·dO_i / den_i`, `dφ(q_i) += dA_ij·M_ij·φ(k_j)`, `dφ(k_j) += dA_ij·M_ij·φ(q_i)`,
  * `dγ += dA_ij·A_ij·(p − j)/γ`, and the feature map's hand-written pullback to q and k.
- * `naiveLinearBackwardF32` is the same algorithm rounded to f32 at every step: its error sets the
- * tolerance of the kernels (DESIGN.md).
+ * `naiveLinearBackwardF32` is the same algorithm rounded to f32 at every step, its `exp` and `pow`
+ * as accurate as WGSL's must be: its error sets the tolerance of the kernels (DESIGN.md).
  * @module
  */
-import type { LinearCase, RowPullback } from "./_linear_oracle.ts";
-import { maxAbsError } from "./_oracle.ts";
+import type { LinearCase, RowMap, RowPullback } from "./_linear_oracle.ts";
+import { maxAbsError, wgslExp } from "./_oracle.ts";
 
 /** A reference problem with the feature map's pullback. */
 export interface LinearBackwardCase extends LinearCase {
   readonly pullback: RowPullback;
+  /**
+   * The map and pullback as an f32 kernel computes them, every step rounded (Performer's sums and
+   * `exp`): what the plain f32 twin uses. Absent: `phi` and `pullback`, their results rounded.
+   */
+  readonly f32?: { readonly phi: RowMap; readonly pullback: RowPullback };
 }
 
 /** Reference gradients; `dDecay` per query head (zeros without a decay). */
@@ -41,6 +46,10 @@ function reference(
   const dk = new Float64Array(batch * kvHeads * kvLen * headDim);
   const dv = new Float64Array(batch * kvHeads * kvLen * valueDim);
   const dDecay = new Float64Array(heads);
+  const { phi, pullback } = round !== Math.fround || !c.f32 ? c : c.f32;
+  // The f32 twin's γⁿ as WGSL's pow, exp2(n·log2 γ), at its specified accuracy (see wgslExp).
+  const exp = round === Math.fround ? wgslExp() : undefined;
+  const power = (g: number, n: number) => exp ? exp(n * Math.log(g)) : g ** n;
   const dot = (a: ArrayLike<number>, aAt: number, b: ArrayLike<number>, bAt: number, n: number) => {
     let s = 0;
     for (let d = 0; d < n; d++) s = round(s + round(a[aAt + d] * b[bAt + d]));
@@ -54,21 +63,21 @@ function reference(
         { length: kvLen },
         (_, j) => rowOf(c.k, ((b * kvHeads + kh) * kvLen + j) * headDim, headDim),
       );
-      const phiK = kRows.map((x) => c.phi(x).map(round));
+      const phiK = kRows.map((x) => phi(x).map(round));
       const dPhiK = phiK.map((f) => new Float64Array(f.length));
       const vAt = (j: number) => ((b * kvHeads + kh) * kvLen + j) * valueDim;
       for (let i = 0; i < qLen; i++) {
         const p = kvLen - qLen + i;
         const seen = (j: number) => !c.causal || j <= p;
         const qRow = rowOf(c.q, ((b * heads + h) * qLen + i) * headDim, headDim);
-        const phiQ = c.phi(qRow).map(round);
+        const phiQ = phi(qRow).map(round);
         const features = phiQ.length;
         const weight = new Float64Array(kvLen), a = new Float64Array(kvLen);
         const at = ((b * heads + h) * qLen + i) * valueDim;
         let den = 0;
         for (let j = 0; j < kvLen; j++) {
           if (!seen(j)) continue;
-          weight[j] = c.causal ? round(gamma ** (p - j)) : 1;
+          weight[j] = c.causal ? round(power(gamma, p - j)) : 1;
           a[j] = round(weight[j] * dot(phiQ, 0, phiK[j], 0, features));
           den = round(den + a[j]);
           for (let d = 0; d < valueDim; d++) {
@@ -92,12 +101,12 @@ function reference(
           }
           if (c.decay) dDecay[h] = round(dDecay[h] + round(round(dA * a[j]) * (p - j) / gamma));
         }
-        const dqRow = c.pullback(qRow, dPhiQ);
+        const dqRow = pullback(qRow, dPhiQ);
         const qAt = ((b * heads + h) * qLen + i) * headDim;
         for (let d = 0; d < headDim; d++) dq[qAt + d] = round(dqRow[d]);
       }
       for (let j = 0; j < kvLen; j++) {
-        const dkRow = c.pullback(kRows[j], dPhiK[j]);
+        const dkRow = pullback(kRows[j], dPhiK[j]);
         const kAt = ((b * kvHeads + kh) * kvLen + j) * headDim;
         for (let d = 0; d < headDim; d++) dk[kAt + d] = round(dk[kAt + d] + round(dkRow[d]));
       }

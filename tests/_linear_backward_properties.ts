@@ -62,7 +62,15 @@ export async function runLinearBackward(
 /** The reference's view of a problem, with the map's pullback. */
 export function backwardCaseOf(p: Problem): LinearBackwardCase {
   const scale = p.shape.headDim > 0 ? 1 / Math.sqrt(p.shape.headDim) : 1;
-  return { ...caseOf(p, dataOf(p)), pullback: p.map.pullback(p.shape.headDim, scale) };
+  const { headDim } = p.shape;
+  return {
+    ...caseOf(p, dataOf(p)),
+    pullback: p.map.pullback(headDim, scale),
+    f32: {
+      phi: p.map.phi(headDim, scale, Math.fround),
+      pullback: p.map.pullback(headDim, scale, Math.fround),
+    },
+  };
 }
 
 /** A problem's `dOut`, rounded as its storage rounds it. */

@@ -7,6 +7,7 @@
  */
 import { add, exp, type Expr, mul, score, tanh } from "../core/mod.ts";
 import { performerMatrix } from "../core/mod.ts";
+import { wgslExp } from "./_oracle.ts";
 import type { SpecSizes } from "../core/spec.ts";
 
 /** φ of one row of `D` values, as `F` values. */
@@ -110,10 +111,14 @@ export interface MapCase {
     seed: number;
     orthogonal: boolean;
   };
-  /** The row map, given the head dim and scale. */
-  readonly phi: (headDim: number, scale: number) => RowMap;
+  /** The row map, given the head dim and scale (`round`: f32 rounding at every step, or none). */
+  readonly phi: (headDim: number, scale: number, round?: (x: number) => number) => RowMap;
   /** The pullback of the row map, given the head dim and scale (written by hand). */
-  readonly pullback: (headDim: number, scale: number) => RowPullback;
+  readonly pullback: (
+    headDim: number,
+    scale: number,
+    round?: (x: number) => number,
+  ) => RowPullback;
   /** Whether φ > 0: normalized attention is well conditioned. */
   readonly positive: boolean;
 }
@@ -172,31 +177,38 @@ export function performerCase(features: number, seed: number, orthogonal: boolea
   return {
     name: `performer(${features}, ${seed}${orthogonal ? ", orthogonal" : ""})`,
     map: { kind: "performer", features, seed, orthogonal },
-    phi: (headDim, scale) => {
+    phi: (headDim, scale, round) => {
       const w = performerMatrix(seed, features, headDim, orthogonal);
+      // Rounded: an f32 WGSL kernel's steps, its exp as accurate as the WGSL spec requires.
+      const exp = round ? wgslExp() : Math.exp;
+      round ??= (x) => x;
+      const root = round(Math.sqrt(scale)), norm = round(1 / Math.sqrt(features));
       return (x) => {
-        const y = x.map((a) => a * Math.sqrt(scale));
-        const half = y.reduce((s, a) => s + a * a, 0) / 2;
+        const y = x.map((a) => round(a * root));
+        const half = round(y.reduce((s, a) => round(s + round(a * a)), 0) / 2);
         return Float64Array.from({ length: features }, (_, f) => {
           let dot = 0;
-          for (let d = 0; d < headDim; d++) dot += w[f * headDim + d] * y[d];
-          return Math.exp(dot - half) / Math.sqrt(features);
+          for (let d = 0; d < headDim; d++) dot = round(dot + round(w[f * headDim + d] * y[d]));
+          return round(round(exp(round(dot - half))) * norm);
         });
       };
     },
     // ∂φ_f/∂x = √s·φ_f·(W_f − x√s), so ∂loss/∂x = √s·Σ_f g_f·φ_f·(W_f − x√s).
-    pullback: (headDim, scale) => {
+    pullback: (headDim, scale, rounding) => {
       const w = performerMatrix(seed, features, headDim, orthogonal);
-      const phi = performerCase(features, seed, orthogonal).phi(headDim, scale);
-      const root = Math.sqrt(scale);
+      const phi = performerCase(features, seed, orthogonal).phi(headDim, scale, rounding);
+      const round = rounding ?? ((x: number) => x);
+      const root = round(Math.sqrt(scale));
       return (x, g) => {
         const y = phi(x);
         const dx = new Float64Array(headDim);
         for (let f = 0; f < features; f++) {
-          const a = g[f] * y[f];
-          for (let d = 0; d < headDim; d++) dx[d] += a * (w[f * headDim + d] - x[d] * root);
+          const a = round(g[f] * y[f]);
+          for (let d = 0; d < headDim; d++) {
+            dx[d] = round(dx[d] + round(a * round(w[f * headDim + d] - round(x[d] * root))));
+          }
         }
-        return dx.map((a) => a * root);
+        return dx.map((a) => round(a * root));
       };
     },
     positive: true,

@@ -108,3 +108,13 @@ export function maxAbsError(actual: ArrayLike<number>, expected: ArrayLike<numbe
 export function tolerance(c: OracleCase, ref: OracleResult = oracle(c)): number {
   return 2 * maxAbsError(naiveF32(c).out, ref.out) + 1e-6;
 }
+
+/**
+ * `exp` at the accuracy the WGSL spec gives its `exp`, `3 + 2·|x|` ULP, rather than the correctly
+ * rounded `Math.exp`: each result off by that many ULP, the sign alternating. Plain f32 twins of
+ * WGSL kernels use it, so their error includes what WGSL's `exp` may add.
+ */
+export function wgslExp(): (x: number) => number {
+  let sign = 1;
+  return (x) => (sign = -sign, Math.exp(x) * (1 + sign * (3 + 2 * Math.abs(x)) * 2 ** -23));
+}
