@@ -5,12 +5,13 @@
  * @module
  */
 import { OutOfBlocksError } from "../core/errors.ts";
+import { releaseBlocks } from "./_sequences.ts";
 import type { SeqState, TableState } from "./_state.ts";
 import { type BlockLoad, NO_BLOCK, type SwapInPlan, type SwapOutPlan } from "./plans.ts";
 
 /** Releases every block after listing the saves; the sequence keeps its tokens and hashes. */
 export function swapOut(state: TableState, id: number, seq: SeqState): SwapOutPlan {
-  const { pool, config } = state;
+  const { config } = state;
   const saves = [];
   const saved: (string | undefined)[] = [];
   for (let b = 0; b < seq.blocks.length; b++) {
@@ -25,9 +26,7 @@ export function swapOut(state: TableState, id: number, seq: SeqState): SwapOutPl
     saved.push(key);
     saves.push(Object.freeze({ block, key }));
   }
-  for (let b = seq.blocks.length - 1; b >= 0; b--) {
-    if (seq.blocks[b] !== NO_BLOCK) pool.unref(seq.blocks[b]), seq.blocks[b] = NO_BLOCK;
-  }
+  releaseBlocks(state, seq);
   seq.saved = saved;
   return Object.freeze({ seq: id, saves: Object.freeze(saves) });
 }

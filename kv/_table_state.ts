@@ -55,13 +55,16 @@ export function newTableState(options: PageTableOptions): {
   return { layout, policy: { window, sinks, prefixCaching }, state };
 }
 
-/** The live sequence `seq` (resident, if asked), or a RangeError/TypeError naming `field`. */
+/** Which sequences a look-up accepts: any live one, or only resident or swapped-out ones. */
+export type SeqWanted = "live" | "resident" | "swapped";
+
+/** The live sequence `seq` in the `wanted` state, or a RangeError/TypeError naming `field`. */
 export function liveSeq(
   state: TableState,
   seq: unknown,
   context: string,
   field: string,
-  resident: boolean,
+  wanted: SeqWanted,
 ): SeqState {
   const want = "a live sequence id";
   if (typeof seq !== "number") fail("type", context, field, want, seq);
@@ -74,9 +77,14 @@ export function liveSeq(
       })`,
     );
   }
-  if (resident && record.saved !== undefined) {
+  if (wanted === "resident" && record.saved !== undefined) {
     throw new RangeError(
       `Cannot ${context}: ${field} must be a resident sequence id, current value is ${seq} (swapped out)`,
+    );
+  }
+  if (wanted === "swapped" && record.saved === undefined) {
+    throw new RangeError(
+      `Cannot ${context}: ${field} must be a swapped-out sequence id, current value is ${seq} (resident)`,
     );
   }
   return record;

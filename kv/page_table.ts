@@ -2,23 +2,24 @@
  * The paged KV cache's page table.
  * @module
  */
-import { assertInteger, checkOptions, fail, MAX_SIZE, show } from "../core/_check.ts";
+import { assertInteger, checkOptions, fail, MAX_SIZE } from "../core/_check.ts";
 import type { TensorDesc } from "../core/tensor_desc.ts";
 import { append } from "./_append.ts";
 import { assertTokens } from "./_checks.ts";
+import { endSeq, startSeq } from "./_sequences.ts";
 import { type SeqState, TABLE_STATES, type TableState } from "./_state.ts";
 import { liveSeq, newTableState } from "./_table_state.ts";
+import { batchTables, tableStats } from "./_table_views.ts";
 import { swapIn, swapOut } from "./_swap.ts";
 import { assertKvRows } from "./assert_kv_rows.ts";
 import type { KvPoolLayout, KvPoolLayoutOptions } from "./kv_pool_layout.ts";
-import {
-  type AppendPlan,
-  type BatchTables,
-  NO_BLOCK,
-  type PageTableStats,
-  type SeqId,
-  type SwapInPlan,
-  type SwapOutPlan,
+import type {
+  AppendPlan,
+  BatchTables,
+  PageTableStats,
+  SeqId,
+  SwapInPlan,
+  SwapOutPlan,
 } from "./plans.ts";
 
 /** Options of {@linkcode PageTable}: the pool's geometry and the cache's policy. */
@@ -115,15 +116,7 @@ export class PageTable {
    * ```
    */
   create(): SeqId {
-    const s = this.#s;
-    s.seqs.set(s.nextId, {
-      blocks: [],
-      tokens: [],
-      hashes: [],
-      firstLive: s.config.sinkBlocks,
-      saved: undefined,
-    });
-    return s.nextId++;
+    return startSeq(this.#s);
   }
 
   /**
@@ -192,17 +185,7 @@ export class PageTable {
    * ```
    */
   fork(parent: SeqId): SeqId {
-    const p = this.#resident(parent, "fork sequence", "parent");
-    const s = this.#s;
-    for (const block of p.blocks) if (block !== NO_BLOCK) s.pool.ref(block);
-    s.seqs.set(s.nextId, {
-      blocks: [...p.blocks],
-      tokens: [...p.tokens],
-      hashes: [...p.hashes],
-      firstLive: p.firstLive,
-      saved: undefined,
-    });
-    return s.nextId++;
+    return startSeq(this.#s, this.#resident(parent, "fork sequence", "parent"));
   }
 
   /**
@@ -224,14 +207,7 @@ export class PageTable {
    * ```
    */
   free(seq: SeqId): readonly string[] {
-    const record = this.#live(seq, "free sequence", "seq");
-    const s = this.#s;
-    const drop = (record.saved ?? []).filter((k): k is string => k?.startsWith("swap/") === true);
-    for (let b = record.blocks.length - 1; b >= 0; b--) {
-      if (record.blocks[b] !== NO_BLOCK) s.pool.unref(record.blocks[b]);
-    }
-    s.seqs.delete(seq);
-    return Object.freeze(drop);
+    return endSeq(this.#s, seq, this.#live(seq, "free sequence", "seq"));
   }
 
   /**
@@ -281,15 +257,7 @@ export class PageTable {
    * ```
    */
   swapIn(seq: SeqId): SwapInPlan {
-    const record = this.#live(seq, "swap in sequence", "seq");
-    if (record.saved === undefined) {
-      throw new RangeError(
-        `Cannot swap in sequence: seq must be a swapped-out sequence id, current value is ${
-          show(seq)
-        } (resident)`,
-      );
-    }
-    return swapIn(this.#s, seq, record);
+    return swapIn(this.#s, seq, liveSeq(this.#s, seq, "swap in sequence", "seq", "swapped"));
   }
 
   /**
@@ -358,12 +326,7 @@ export class PageTable {
   batchTables(seqs: readonly SeqId[]): BatchTables {
     const context = "read block tables";
     if (!Array.isArray(seqs)) fail("type", context, "seqs", "an array of sequence ids", seqs);
-    const records = seqs.map((seq, i) => this.#resident(seq, context, `seqs[${i}]`));
-    const maxBlocks = Math.max(0, ...records.map((r) => r.blocks.length));
-    const tables = new Int32Array(records.length * maxBlocks).fill(NO_BLOCK);
-    records.forEach((r, i) => tables.set(r.blocks, i * maxBlocks));
-    const lengths = Int32Array.from(records, (r) => r.tokens.length);
-    return Object.freeze({ tables, maxBlocks, lengths });
+    return batchTables(seqs.map((seq, i) => this.#resident(seq, context, `seqs[${i}]`)));
   }
 
   /**
@@ -399,35 +362,14 @@ export class PageTable {
    * @returns Counts with `used + free + cached === numBlocks`.
    */
   stats(): PageTableStats {
-    const { pool, seqs } = this.#s;
-    const { numBlocks, blockSize, blockBytes, tokenBytes, layers } = this.layout;
-    let swapped = 0;
-    for (const r of seqs.values()) if (r.saved !== undefined) swapped++;
-    const waste = pool.used * blockSize - pool.usedFill;
-    return Object.freeze({
-      numBlocks,
-      blockSize,
-      sequences: seqs.size,
-      swapped,
-      used: pool.used,
-      free: pool.freeCount,
-      cached: pool.lru.size,
-      shared: pool.shared,
-      tokens: pool.usedFill,
-      waste,
-      blockBytes,
-      usedBytes: pool.used * blockBytes,
-      cachedBytes: pool.lru.size * blockBytes,
-      wasteBytes: waste * 2 * layers * tokenBytes,
-      totalBytes: numBlocks * blockBytes,
-    });
+    return tableStats(this.#s, this.layout);
   }
 
   #live(seq: unknown, context: string, field: string): SeqState {
-    return liveSeq(this.#s, seq, context, field, false);
+    return liveSeq(this.#s, seq, context, field, "live");
   }
 
   #resident(seq: unknown, context: string, field: string): SeqState {
-    return liveSeq(this.#s, seq, context, field, true);
+    return liveSeq(this.#s, seq, context, field, "resident");
   }
 }
