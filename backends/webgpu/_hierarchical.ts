@@ -6,7 +6,7 @@
  * the summaries (linear in `Nk`) and the per-head weights.
  * @module
  */
-import { encodePack } from "./_encode.ts";
+import { encodePack } from "./_pack.ts";
 import { summaryCount } from "../../core/hierarchy.ts";
 import type { KernelPlan } from "../../core/lower.ts";
 import type { BufferPool, UniformPool } from "./_buffer_pool.ts";

@@ -6,7 +6,7 @@
  * temporary (f16 plans); the new state `[B, Hq, F, Dv + 1]` is a result.
  * @module
  */
-import { encodePack } from "./_encode.ts";
+import { encodePack } from "./_pack.ts";
 import type { KernelPlan } from "../../core/lower.ts";
 import type { TensorDesc } from "../../core/tensor_desc.ts";
 import type { BufferPool, UniformPool } from "./_buffer_pool.ts";

@@ -9,7 +9,7 @@
  * buffer.
  * @module
  */
-import { encodePack } from "./_encode.ts";
+import { encodePack } from "./_pack.ts";
 import type { KernelPlan } from "../../core/lower.ts";
 import type { BackwardInputs } from "../backend.ts";
 import { type Binding, type Bindings, checkBinding, tensorBinding } from "./_dispatch.ts";

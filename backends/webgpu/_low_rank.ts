@@ -8,12 +8,8 @@
 import type { KernelPlan } from "../../core/lower.ts";
 import type { TensorDesc } from "../../core/tensor_desc.ts";
 import { checkBinding, dispatch, grid, submitChecked, tensorBinding } from "./_dispatch.ts";
-import {
-  compiledKernels,
-  encodeAttention,
-  type EncodeRequest,
-  type EncodeResult,
-} from "./_encode.ts";
+import { compiledKernels } from "./_compile.ts";
+import { encodeAttention, type EncodeRequest, type EncodeResult } from "./_encode.ts";
 import type { PipelineCache } from "./_pipelines.ts";
 import {
   lowRankProjectionWgsl,

@@ -6,7 +6,7 @@
  */
 import type { DType } from "../../core/tensor_desc.ts";
 import { dispatch, grid, submitChecked } from "./_dispatch.ts";
-import { encodePack } from "./_encode.ts";
+import { encodePack } from "./_pack.ts";
 import type { RowsContext } from "./_rows.ts";
 import { MERGE_PAIR_THREADS, mergePairWgsl } from "./kernels/merge_pair_wgsl.ts";
 import { packF16Wgsl } from "./kernels/materialized_wgsl.ts";

@@ -5,20 +5,14 @@
  * @module
  */
 import type { KernelPlan } from "../../core/lower.ts";
-import { literalWords } from "../../core/to_wgsl.ts";
 import type { CheckedPages } from "../_check_pages.ts";
 import type { BufferPool, UniformPool } from "./_buffer_pool.ts";
-import {
-  type Bindings,
-  checkBinding,
-  dispatch,
-  paramsData,
-  submitChecked,
-  tensorBinding,
-} from "./_dispatch.ts";
-import { compiledKernels, encodeMerge, encodePack, type KernelCompiler } from "./_encode.ts";
+import { compiledKernels, type KernelCompiler } from "./_compile.ts";
+import { checkBinding, dispatch, paramsData, submitChecked, tensorBinding } from "./_dispatch.ts";
+import { literalsBinding } from "./_literals.ts";
+import { encodePack } from "./_pack.ts";
 import { pagedRows } from "./_paged_source.ts";
-import { LITERALS_BINDING, modifierLiterals } from "./kernels/_common_wgsl.ts";
+import { checkSplitStates, encodeMerge, splitStates } from "./_split_kv.ts";
 
 /** Units (sequence × packed head group) one dispatch covers, the grid's y limit. */
 const UNITS_PER_PASS = 65535;
@@ -74,7 +68,7 @@ export async function encodePaged(
   const rowCount = batch * heads * qLen, splits = plan.splits;
   const outBytes = 4 * rowCount * valueDim;
   checkBinding(device, name, "out", outBytes);
-  checkBinding(device, name, `${splits} key splits' states`, splits > 1 ? splits * outBytes : 0);
+  checkSplitStates(device, plan, name);
   const kernels = await compiledKernels(req, plan);
   const rows = pagedRows(plan, device);
 
@@ -93,19 +87,10 @@ export async function encodePaged(
   const tables = pool.acquire(4 * words.length, `block tables: ${name}`);
   device.queue.writeBuffer(tables, 0, words);
   temporaries.push(tables);
-  const [partOut, partLse] = splits > 1
-    ? [
-      pool.acquire(Math.max(4, splits * outBytes), `split states: ${name}`),
-      pool.acquire(Math.max(4, 4 * splits * rowCount), `split lse: ${name}`),
-    ]
-    : [outF32, lse];
-  if (splits > 1) temporaries.push(partOut, partLse);
+  const { partOut, partLse } = splitStates(pool, plan, name, { outF32, lse }, temporaries);
   const encoder = device.createCommandEncoder({ label: name });
   const pass = encoder.beginComputePass({ label: name });
-  const table = modifierLiterals(plan.mask, plan.scoreMod, plan.sinkLogits);
-  const lits: Bindings = table.values.length
-    ? { [LITERALS_BINDING]: uniform(literalWords(table).buffer as ArrayBuffer) }
-    : {};
+  const lits = literalsBinding(plan, uniform);
   const units = (batch * heads) / plan.pack, rowTiles = Math.ceil((qLen * plan.pack) / rows);
   let params: GPUBuffer | undefined;
   for (let base = 0; base < units && rowTiles > 0; base += UNITS_PER_PASS) {

@@ -53,12 +53,9 @@ import { BufferPool, type PoolStats, UniformPool } from "./_buffer_pool.ts";
 export type { PoolStats } from "./_buffer_pool.ts";
 import { acquireDevice, assertAlive, type GpuContext } from "./_device.ts";
 export type { SubgroupSizes } from "./_device.ts";
-import {
-  assertLiteralsFit,
-  compiledKernels,
-  encodeAttention,
-  type KernelCompiler,
-} from "./_encode.ts";
+import { compiledKernels, type KernelCompiler } from "./_compile.ts";
+import { encodeAttention } from "./_encode.ts";
+import { assertLiteralsFit } from "./_literals.ts";
 import { encodeHierarchical, hierarchicalKernels } from "./_hierarchical.ts";
 import { encodeLinear } from "./_linear.ts";
 import { linearKernels } from "./_linear_kernels.ts";
