@@ -25,7 +25,7 @@ Deno.test("backward tiles: 64 rows on 48 KiB of workgroup memory up to head dim 
   }
   // D128 on an H100: the workgroup array is exactly full (P and dS, 16 rows of Q and dO).
   const kv = blockGeometry({ mode: "kv", tile: 64, headDim: 128, valueDim: 128 }, 49152)!;
-  assertEquals([kv.slots * 16, kv.rc, kv.itemsA, kv.itemsB], [49152, 16, 4, 4]);
+  assertEquals([kv.slots * 16, kv.threads, kv.rc, kv.itemsA, kv.itemsB], [49152, 512, 16, 2, 2]);
 });
 
 Deno.test("backward block geometry fits the limit and bounds the prefetch, for every dim", () => {

@@ -77,32 +77,47 @@ export function blockKernelWgsl(
   const { mode, gradient } = params;
   const kv = mode === "kv", vec = params.vec === true;
   const { groups: G, threads: T, tile } = g;
+  const GG = G * G;
   const nParams = kv ? 0 : gradient?.dParams.length ?? 0;
   const rows4 = range(4);
-  // Phase A operands: own S operand, walked S operand, own dP operand, walked dP operand.
-  const opsA = kv ? (["k", "q", "v", "g"] as const) : (["q", "k", "g", "v"] as const);
-  const ownedOp = (op: number) => op % 2 === 0;
   const perOp = BLOCK_DK / G;
   const itemsA = range(g.itemsA);
+  // Phase-A operand of item j: its position among an invocation's operands (own S, walked S,
+  // own dP, walked dP; `kv` halves stage two each, half 1 the dP pair) and its sources.
   const opOf = (j: number) => Math.floor(j / perOp);
-  const rowAt = (j: number) => {
-    const op = opOf(j);
-    const first = ownedOp(op) ? "own0" : "walk0";
-    return SOURCES[opsA[op]].row(`${first} + arow${j}`);
+  const owned = (j: number) => opOf(j) % 2 === 0;
+  const srcA = (j: number): [Source, Source | undefined] => {
+    const names = kv ? ["k", "q"] : ["q", "k", "g", "v"];
+    const name = names[opOf(j)] as keyof typeof SOURCES;
+    return [
+      SOURCES[name],
+      kv ? SOURCES[({ k: "v", q: "g" } as const)[name as "k" | "q"]] : undefined,
+    ];
   };
-  const loadA = (j: number, dc: string) =>
-    `xa${j} = ${SOURCES[opsA[opOf(j)]].fn}(ra${j}, ${dc} + ad${j});`;
+  const rowAt = (j: number) => {
+    const first = `${owned(j) ? "own0" : "walk0"} + arow${j}`;
+    const [a, b] = srcA(j);
+    return b ? `select(${a.row(first)}, ${b.row(first)}, half == 1u)` : a.row(first);
+  };
+  const loadA = (j: number, dc: string) => {
+    const [a, b] = srcA(j);
+    const call = (src: Source) => `xa${j} = ${src.fn}(ra${j}, ${dc} + ad${j});`;
+    return b ? `if (half == 0u) { ${call(a)} } else { ${call(b)} }` : call(a);
+  };
   const storeA = (j: number, buf: string) =>
-    `store_a(${buf} + ${opOf(j) * g.opSlots}u, arow${j}, ad${j}, xa${j});`;
-  // S in s<j>, dP in t<j>: walked row j of the invocation, lanes over its four owned rows.
+    `store_a(${buf} + ${kv ? "half_a + " : ""}${opOf(j) * g.opSlots}u, arow${j}, ad${j}, xa${j});`;
+  // Walked row j's scores in s<j> (and dP in t<j> for `q`), lanes over the four owned rows.
+  // A `kv` half reads its own operand pair at `half_a`: S for half 0, dP for half 1, into s<j>.
   const stepA = (d: number) =>
     [
-      `let a${d} = sh[buf + ${d * g.aStride}u + oy];`,
-      `let b${d} = sh[buf + ${g.opSlots + d * g.aStride}u + wx];`,
-      `let c${d} = sh[buf + ${2 * g.opSlots + d * g.aStride}u + oy];`,
-      `let e${d} = sh[buf + ${3 * g.opSlots + d * g.aStride}u + wx];`,
+      `let a${d} = sh[hb + ${d * g.aStride}u + oy];`,
+      `let b${d} = sh[hb + ${g.opSlots + d * g.aStride}u + wx];`,
       ...rows4.map((j) => `s${j} += a${d} * b${d}.${XYZW[j]};`),
-      ...rows4.map((j) => `t${j} += c${d} * e${d}.${XYZW[j]};`),
+      ...(kv ? [] : [
+        `let c${d} = sh[hb + ${2 * g.opSlots + d * g.aStride}u + oy];`,
+        `let e${d} = sh[hb + ${3 * g.opSlots + d * g.aStride}u + wx];`,
+        ...rows4.map((j) => `t${j} += c${d} * e${d}.${XYZW[j]};`),
+      ]),
     ].join(" ");
   // Query and key index of owned row r, walked row j.
   const [qi, kj] = kv
@@ -111,6 +126,9 @@ export function blockKernelWgsl(
   const at = (s: string, j: number, r: number) =>
     s.replace("${j}", String(j)).replace("${r}", String(r));
   const modArgs = "i32(b), i32(h), i32(i), i32(j), i32(p.q_len), i32(p.kv_len), x";
+  const grad = gradient ? ` * score_mod_grad(${modArgs})` : "";
+  // `kv` half 0: P into s<j>, `P·mod′` into t<j> (half 1 multiplies it by dP − D: a zero there
+  // stays zero, so hidden scores never meet dP). `q`: P and dS directly.
   const element = (j: number, r: number) => {
     const lane = `${XYZW[r]}`;
     const stats = kv ? `st${j}` : `st${r}`;
@@ -121,83 +139,80 @@ export function blockKernelWgsl(
       var ok = ${stats}.x >= NEG && j < p.kv_len;
       ${params.mask ? `if (partial && ok) { ok = mask_mod(${modArgs}); }` : ""}
       let pr = exp(${params.scoreMod ? `score_mod(${modArgs})` : "x"} - ${stats}.x);
-      let dsm = pr * (t${j}.${lane} - ${stats}.y);
       ${
-      range(nParams).map((n) => `pacc${n} += select(0.0, dsm * param_grad_${n}(${modArgs}), ok);`)
-        .join(" ")
+      kv
+        ? `s${j}.${lane} = select(0.0, pr, ok);
+      t${j}.${lane} = select(0.0, pr${grad}, ok);`
+        : `let dsm = pr * (t${j}.${lane} - ${stats}.y);
+      ${
+          range(nParams).map((n) =>
+            `pacc${n} += select(0.0, dsm * param_grad_${n}(${modArgs}), ok);`
+          ).join(" ")
+        }
+      t${j}.${lane} = select(0.0, dsm${grad}, ok);`
     }
-      s${j}.${lane} = select(0.0, pr, ok);
-      t${j}.${lane} = select(0.0, dsm${gradient ? ` * score_mod_grad(${modArgs})` : ""}, ok);
     }`;
   };
-  // Phase B: weights at WP (P, kv only) and WS (dS); operands at XQ (Q or K) and XV (dO).
-  const outsB = kv
-    ? [{ acc: "dv", w: "wp", x: "XV", row: g.v4p, cols: g.dcV }, {
-      acc: "dk",
-      w: "ws",
-      x: "XQ",
-      row: g.d4p,
-      cols: g.dcD,
-    }]
-    : [{ acc: "dq", w: "ws", x: "XQ", row: g.d4p, cols: g.dcD }];
+  const wAt = (base: string, j: number) => `sh[${base} + (4u * wx + ${j}u) * ${G}u + oy]`;
+  const weights = kv
+    ? `if (half == 0u) {
+        ${rows4.flatMap((j) => rows4.map((r) => element(j, r))).join("\n        ")}
+        ${
+      rows4.map((j) => `${wAt("WP", j)} = s${j};\n        ${wAt("WS", j)} = t${j};`).join(
+        "\n        ",
+      )
+    }
+      }
+      ${range(g.itemsB).map(storeB).join("\n      ")}
+      workgroupBarrier();
+      if (half == 1u) {
+        ${
+      rows4.map((j) =>
+        `{ let w = ${wAt("WS", j)}; ${
+          wAt("WS", j)
+        } = select(vec4<f32>(0.0), w * (s${j} - st${j}.y), w != vec4<f32>(0.0)); }`
+      ).join("\n        ")
+    }
+      }`
+    : `${rows4.flatMap((j) => rows4.map((r) => element(j, r))).join("\n      ")}
+      ${rows4.map((j) => `${wAt("WS", j)} = t${j};`).join("\n      ")}
+      ${range(g.itemsB).map(storeB).join("\n      ")}`;
+  // Phase B: `kv` half 0 dV += Pᵀ·dO (weights WP, operands XV), half 1 dK += dSᵀ·Q (WS, XQ);
+  // `q` dQ += dS·K (WS, XQ). Accumulators a<r>_<m>: owned row r, vec4 column cg + G·m.
+  const dc = kv ? Math.max(g.dcD, g.dcV) : g.dcD;
+  const xRow = kv && g.d4p !== g.v4p ? "x_row" : `${g.d4p}u`;
   const stepB = (u: number) =>
     [
-      ...(kv ? [`let wp${u} = sh[WP + (c0 + ${u}u) * ${G}u + og];`] : []),
-      `let ws${u} = sh[WS + (c0 + ${u}u) * ${G}u + og];`,
-      ...outsB.flatMap((o) =>
-        range(o.cols).map((m) =>
-          `let ${o.acc}x${m}_${u} = sh[${o.x} + ${u * o.row + m * G}u + cg];`
-        )
-      ),
-      ...outsB.flatMap((o) =>
-        range(o.cols).flatMap((m) =>
-          rows4.map((r) => `${o.acc}${r}_${m} += ${o.w}${u}.${XYZW[r]} * ${o.acc}x${m}_${u};`)
-        )
-      ),
+      `let w${u} = sh[wb + (c0 + ${u}u) * ${G}u + og];`,
+      ...range(dc).map((m) => `let x${m}_${u} = sh[xb + ${u}u * ${xRow} + ${m * G}u + cg];`),
+      ...range(dc).flatMap((m) => rows4.map((r) => `a${r}_${m} += w${u}.${XYZW[r]} * x${m}_${u};`)),
     ].join(" ");
-  // Phase-B items: the chunk's Q (or K) rows then its dO rows, `vec4` columns fastest.
-  const itemsB = range(g.itemsB);
-  const xQ = kv ? "q" : "k";
-  const loadB = (j: number, c0: string) => {
-    const e = `lid + ${j * T}u`;
-    const part = (src: Source, base: string, width: number) =>
-      `${src.fn}(${src.row(`walk0 + ${c0} + ${base} / ${width}u`)}, 4u * (${base} % ${width}u))`;
-    const first = g.rc * g.d4p;
-    return `{ let e = ${e}; xb${j} = vec4<f32>(0.0); if (e < ${first}u) { xb${j} = ${
-      part(SOURCES[xQ], "e", g.d4p)
-    }; }${
-      kv
-        ? ` else if (e < ${g.xSlots}u) { let f = e - ${first}u; xb${j} = ${
-          part(SOURCES.g, "f", g.v4p)
-        }; }`
-        : ""
-    } }`;
-  };
-  const storeB = (j: number) =>
-    `if (lid + ${j * T}u < ${g.xSlots}u) { sh[XQ + lid + ${j * T}u] = xb${j}; }`;
-  const accs = outsB.flatMap((o) =>
-    range(o.cols).flatMap((m) => rows4.map((r) => `${o.acc}${r}_${m}`))
-  );
+  const accs = range(dc).flatMap((m) => rows4.map((r) => `a${r}_${m}`));
   const ownLen = kv ? "p.kv_len" : "p.q_len";
-  const writes = outsB.flatMap((o) => {
-    const [buffer, dim, factor] = o.acc === "dv"
-      ? ["out_v", "V", ""]
-      : ["out_a", "D", " * p.scale"];
-    return range(o.cols).flatMap((m) =>
+  const writes = (buffer: string, dim: string, cols: number, factor: string) =>
+    range(cols).flatMap((m) =>
       rows4.map((r) =>
         `{ let row = own0 + 4u * og + ${r}u; let d0 = 4u * (cg + ${m * G}u);
-    if (row < ${ownLen}) { for (var c = 0u; c < 4u; c++) { if (d0 + c < ${dim}) { ${buffer}[(bh_own * ${ownLen} + row) * ${dim} + d0 + c] = ${o.acc}${r}_${m}[c]${factor}; } } } }`
+    if (row < ${ownLen}) { let at = (bh_own * ${ownLen} + row) * ${dim} + d0; ${
+          rows4.map((c) =>
+            `if (d0 + ${c}u < ${dim}) { ${buffer}[at + ${c}u] = a${r}_${m}.${XYZW[c]}${factor}; }`
+          ).join(" ")
+        } } }`
       )
-    );
-  }).join("\n  ");
+    ).join("\n    ");
+  const write = kv
+    ? `if (half == 0u) {
+    ${writes("out_v", "V", g.dcV, "")}
+  } else {
+    ${writes("out_a", "D", g.dcD, " * p.scale")}
+  }`
+    : writes("out_a", "D", g.dcD, " * p.scale");
   const statsWalk = kv
     ? rows4.map((j) => `let st${j} = row_stats(bh_q, walk0 + 4u * wx + ${j}u);`).join("\n      ")
     : "";
   const statsOwn = kv
     ? ""
     : rows4.map((r) => `let st${r} = row_stats(bh_q, own0 + 4u * oy + ${r}u);`).join("\n  ");
-  const ownRows = itemsA.filter((j) => ownedOp(opOf(j)));
-  const walkRows = itemsA.filter((j) => !ownedOp(opOf(j)));
   const wOff = kv ? 2 * g.weightSlots : g.weightSlots;
   const tileLoop = kv
     ? `let kv_heads = p.heads / p.group;
@@ -240,26 +255,38 @@ fn row_stats(bh: u32, i: u32) -> vec2<f32> {
   return stats[bh * p.q_len + i];
 }
 // Item x of an operand (row, dims d..d+3) stored transposed; pairs of items hold 8 dims of a row.
+// Constant lanes of x throughout: a dynamically indexed vector may leave the registers.
 fn store_a(base: u32, row: u32, d: u32, x: vec4<f32>) {
-  for (var c = 0u; c < 4u; c++) { sh[base + (d + c) * AS + row / 4u][row % 4u] = x[c]; }
+  let at = base + d * AS + row / 4u;
+  let lane = row % 4u;
+  sh[at][lane] = x.x;
+  sh[at + AS][lane] = x.y;
+  sh[at + 2u * AS][lane] = x.z;
+  sh[at + 3u * AS][lane] = x.w;
 }
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let owned = wg.x;
   let bh_own = wg.y;
   let own0 = owned * ${tile}u;
+  let half = lid / ${GG}u;
+  let l = lid % ${GG}u;
   ${
     G >= 8
       ? `// Each 32 invocations cover 8 × 4 blocks, so a warp's loads touch few distinct addresses.
-  let warp = lid / 32u;
-  let oy = lid % 8u + 8u * (warp % ${G / 8}u);
-  let wx = (lid % 32u) / 8u + 4u * (warp / ${G / 8}u);`
-      : `let oy = lid % ${G}u;
-  let wx = lid / ${G}u;`
+  let warp = l / 32u;
+  let oy = l % 8u + 8u * (warp % ${G / 8}u);
+  let wx = (l % 32u) / 8u + 4u * (warp / ${G / 8}u);`
+      : `let oy = l % ${G}u;
+  let wx = l / ${G}u;`
   }
   let og = oy;
   let cg = wx;
-  ${itemsA.map((j) => `let kk${j} = lid + ${(j % perOp) * T}u;`).join("\n  ")}
+  let half_a = half * ${2 * g.opSlots}u;
+  let wb = ${kv ? `half * ${g.weightSlots}u` : "WS"};
+  let xb = ${kv ? "select(XV, XQ, half == 1u)" : "XQ"};
+  ${kv && g.d4p !== g.v4p ? `let x_row = select(${g.v4p}u, ${g.d4p}u, half == 1u);` : ""}
+  ${itemsA.map((j) => `let kk${j} = l + ${(j % perOp) * GG}u;`).join("\n  ")}
   ${itemsA.map((j) => `let arow${j} = (kk${j} / 2u) % ${tile}u;`).join("\n  ")}
   ${
     itemsA.map((j) => `let ad${j} = 4u * (kk${j} % 2u + 2u * (kk${j} / ${2 * tile}u));`).join(
@@ -269,18 +296,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   ${accs.map((a) => `var ${a} = vec4<f32>(0.0);`).join("\n  ")}
   ${range(nParams).map((n) => `var pacc${n} = 0.0;`).join("\n  ")}
   ${itemsA.map((j) => `var xa${j}: vec4<f32>;`).join("\n  ")}
-  ${itemsB.map((j) => `var xb${j}: vec4<f32>;`).join("\n  ")}
+  ${range(g.itemsB).map((j) => `var xb${j}: vec4<f32>;`).join("\n  ")}
   let starts = tiles[0];
   let entries = tiles[1];
   ${tileLoop}
-    ${ownRows.map((j) => `let ra${j} = ${rowAt(j)};`).join("\n    ")}
+    ${itemsA.filter(owned).map((j) => `let ra${j} = ${rowAt(j)};`).join("\n    ")}
     let base = tiles[2u + bh_q] + owned;
     let last = tiles[starts + base + 1u];
     for (var e = tiles[starts + base]; e < last; e++) {
       let word = tiles[entries + e];
       let walk0 = (word >> 1u) * ${tile}u;
       let partial = (word & 1u) == 1u;
-      ${walkRows.map((j) => `let ra${j} = ${rowAt(j)};`).join("\n      ")}
+      ${itemsA.filter((j) => !owned(j)).map((j) => `let ra${j} = ${rowAt(j)};`).join("\n      ")}
       ${statsWalk}
       ${itemsA.map((j) => loadA(j, "0u")).join("\n      ")}
       ${
@@ -293,6 +320,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       workgroupBarrier();
       for (var dc = 0u; dc < ${g.dimsA}u; dc += ${BLOCK_DK}u) {
         let buf = select(0u, ${g.chunkSlots}u, (dc / ${BLOCK_DK}u) % 2u == 1u);
+        let hb = buf${kv ? " + half_a" : ""};
         let more = dc + ${BLOCK_DK}u < ${g.dimsA}u;
         if (more) {
           ${itemsA.map((j) => loadA(j, `dc + ${BLOCK_DK}u`)).join("\n          ")}
@@ -303,30 +331,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           workgroupBarrier();
         }
       }
-      ${itemsB.map((j) => loadB(j, "0u")).join("\n      ")}
-      ${rows4.flatMap((j) => rows4.map((r) => element(j, r))).join("\n      ")}
+      ${range(g.itemsB).map((j) => loadB(j, "0u")).join("\n      ")}
       workgroupBarrier();
-      ${
-    kv ? rows4.map((j) => `sh[WP + (4u * wx + ${j}u) * ${G}u + oy] = s${j};`).join("\n      ") : ""
-  }
-      ${rows4.map((j) => `sh[WS + (4u * wx + ${j}u) * ${G}u + oy] = t${j};`).join("\n      ")}
-      ${itemsB.map(storeB).join("\n      ")}
+      ${weights}
       workgroupBarrier();
       for (var c0 = 0u; c0 < ${tile}u; c0 += ${g.rc}u) {
         let more = c0 + ${g.rc}u < ${tile}u;
         if (more) {
-          ${itemsB.map((j) => loadB(j, `c0 + ${g.rc}u`)).join("\n          ")}
+          ${range(g.itemsB).map((j) => loadB(j, `c0 + ${g.rc}u`)).join("\n          ")}
         }
         ${range(g.rc).map(stepB).join("\n        ")}
         if (more) {
           workgroupBarrier();
-          ${itemsB.map(storeB).join("\n          ")}
+          ${range(g.itemsB).map(storeB).join("\n          ")}
           workgroupBarrier();
         }
       }
     }
   }
-  ${writes}
+  ${write}
   ${
     range(nParams).map((n) =>
       `out_p[((bh_own * p.rows + owned) * ${T}u + lid) * ${nParams}u + ${n}u] = pacc${n};`
@@ -334,4 +357,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
 }
 `;
+
+  // Phase-B items: the chunk's Q (or K) rows then its dO rows, `vec4` columns fastest.
+  function loadB(j: number, c0: string): string {
+    const e = `lid + ${j * T}u`;
+    const part = (src: Source, base: string, width: number) =>
+      `${src.fn}(${src.row(`walk0 + ${c0} + ${base} / ${width}u`)}, 4u * (${base} % ${width}u))`;
+    const first = g.rc * g.d4p;
+    return `{ let e = ${e}; xb${j} = vec4<f32>(0.0); if (e < ${first}u) { xb${j} = ${
+      part(kv ? SOURCES.q : SOURCES.k, "e", g.d4p)
+    }; }${
+      kv
+        ? ` else if (e < ${g.xSlots}u) { let f = e - ${first}u; xb${j} = ${
+          part(SOURCES.g, "f", g.v4p)
+        }; }`
+        : ""
+    } }`;
+  }
+  function storeB(j: number): string {
+    return `if (lid + ${j * T}u < ${g.xSlots}u) { sh[XQ + lid + ${j * T}u] = xb${j}; }`;
+  }
 }

@@ -32,8 +32,9 @@ export interface BlockShape {
 /** The sizes every fragment of a block kernel agrees on; slots are `vec4`s. */
 export interface BlockGeometry {
   readonly tile: number;
-  /** Row groups of 4 per tile (`G`); invocations are `G × G`. */
+  /** Row groups of 4 per tile (`G`). */
   readonly groups: number;
+  /** Invocations: `G × G` for `q`; twice that for `kv`, whose halves split S/dV and dP/dK. */
   readonly threads: number;
   /** Dims phase A streams (the larger of the head and value dims, whole chunks). */
   readonly dimsA: number;
@@ -41,7 +42,7 @@ export interface BlockGeometry {
   readonly aStride: number;
   readonly opSlots: number;
   readonly chunkSlots: number;
-  /** Prefetched phase-A items per invocation (four operands × `BLOCK_DK / G`). */
+  /** Prefetched phase-A items per invocation (`BLOCK_DK / G` per operand it stages). */
   readonly itemsA: number;
   /** `vec4` columns per invocation of the head-dim and value-dim gradients. */
   readonly dcD: number;
@@ -59,13 +60,13 @@ export interface BlockGeometry {
 }
 
 function layout(s: BlockShape, rc: number): BlockGeometry {
-  const tile = s.tile, groups = tile / 4, threads = groups * groups;
+  const kv = s.mode === "kv";
+  const tile = s.tile, groups = tile / 4, threads = (kv ? 2 : 1) * groups * groups;
   const dimsA = Math.max(1, Math.ceil(Math.max(s.headDim, s.valueDim) / BLOCK_DK)) * BLOCK_DK;
   const aStride = groups + 1, opSlots = BLOCK_DK * aStride, chunkSlots = 4 * opSlots;
   const dcD = Math.max(1, Math.ceil(s.headDim / 4 / groups));
   const dcV = Math.max(1, Math.ceil(s.valueDim / 4 / groups));
   const d4p = dcD * groups, v4p = dcV * groups;
-  const kv = s.mode === "kv";
   const weightSlots = tile * groups;
   const xSlots = rc * (d4p + (kv ? v4p : 0));
   return {
@@ -76,7 +77,7 @@ function layout(s: BlockShape, rc: number): BlockGeometry {
     aStride,
     opSlots,
     chunkSlots,
-    itemsA: 4 * BLOCK_DK / groups,
+    itemsA: (kv ? 2 : 4) * BLOCK_DK / groups,
     dcD,
     dcV,
     d4p,
