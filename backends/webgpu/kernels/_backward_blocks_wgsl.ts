@@ -8,8 +8,11 @@
  * - `P = exp(mod(scale·S) − lse)`, `dS = P ∘ (dP − D) · mod′` in place, written to workgroup
  *   memory as `[walked row][owned rows]`, which is exactly the operand order phase B reads;
  * - phase B: `dV += Pᵀ·dO` and `dK += dSᵀ·Q` (`kv`) or `dQ += dS·K` (`q`), each invocation 4
- *   owned rows × `dc` `vec4` columns per gradient, one weight `vec4` and `dc` operand `vec4`s per
- *   walked row.
+ *   owned rows × `dc` `vec4` columns of one gradient, one weight `vec4` and `dc` operand `vec4`s
+ *   per walked row.
+ *
+ * The `kv` pass has two halves of invocations: half 0 computes S, P, `P·mod′` and dV, half 1 dP,
+ * dS and dK, so that each holds 32 accumulators at D128 rather than 64.
  *
  * All loops over dims and rows inside a chunk are unrolled by the generator (the shader compilers
  * measured neither unroll them nor keep indexed private arrays in registers). Global loads run a

@@ -1,9 +1,11 @@
 /**
  * Sizes of the flash backward's register-block kernel (`_backward_blocks_wgsl.ts`): tile, chunks,
  * register blocks and the one workgroup array its two phases share. A workgroup of `(T/4)²`
- * invocations owns `T` rows and walks tiles of `T` rows:
+ * invocations (twice that for `kv`, one half for S/dV, one for dP/dK) owns `T` rows and walks
+ * tiles of `T` rows:
  *
- * - phase A (S and dP): each invocation a 4 owned × 4 walked block of both, the head dim
+ * - phase A (S and dP): each invocation a 4 owned × 4 walked block of both (of one for `kv`), the
+ *   head dim
  *   streamed in double-buffered chunks of `DK` dims, the four operands stored transposed
  *   (`[dim][row/4]` vec4s, rows padded by one vec4 so that the transposing stores hit distinct
  *   banks);
