@@ -15,7 +15,6 @@
  * @module
  */
 import { assertPlan, type KernelPlan, lower } from "../../core/lower.ts";
-import { planLayout } from "../../core/plan_layout.ts";
 import type { AttentionSpec, TileShape } from "../../core/spec.ts";
 import {
   contiguousStrides,
@@ -32,12 +31,11 @@ import type {
   OwnedStorage,
   RunInputs,
   RunOutputs,
-  SoftmaxBackwardInputs,
   Tensor,
 } from "../backend.ts";
 import { checkStates } from "../_check_states.ts";
 import { checkBackwardInputs } from "../_check_backward.ts";
-import { encodeBackward } from "./_backward.ts";
+import { type EncodeEnv, encodeGradients, encodeRun } from "./_route.ts";
 import { mergeStateBuffers } from "./_merge.ts";
 import {
   checkOpen,
@@ -54,16 +52,12 @@ export type { PoolStats } from "./_buffer_pool.ts";
 import { acquireDevice, assertAlive, type GpuContext } from "./_device.ts";
 export type { SubgroupSizes } from "./_device.ts";
 import { compiledKernels, type KernelCompiler } from "./_compile.ts";
-import { encodeAttention } from "./_encode.ts";
 import { assertLiteralsFit } from "./_literals.ts";
-import { encodeHierarchical, hierarchicalKernels } from "./_hierarchical.ts";
-import { encodeLinear } from "./_linear.ts";
+import { hierarchicalKernels } from "./_hierarchical.ts";
 import { linearKernels } from "./_linear_kernels.ts";
-import { encodeLinearBackward } from "./_linear_backward.ts";
-import { encodePaged } from "./_paged.ts";
 import { copyRows, type RowsContext } from "./_rows.ts";
 import { checkPages, checkRows } from "../_check_pages.ts";
-import { encodeLowRank, lowRankKernels } from "./_low_rank.ts";
+import { lowRankKernels } from "./_low_rank.ts";
 import { linearStateShape } from "../../core/linear.ts";
 import { type CompileStats, PipelineCache } from "./_pipelines.ts";
 export type { CompileStats } from "./_pipelines.ts";
@@ -185,6 +179,7 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
     compiled: new WeakMap(),
     flash: { keysPerThread, unroll, subgroups },
   };
+  const env: EncodeEnv = { ...compiler, pool, uniformPool, staging };
   let disposed = false;
   const rowsContext: RowsContext = { device, pool, uniformPool, pipelines: compiler.pipelines };
 
@@ -264,121 +259,20 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
       const inputs = checkRunInputs<GpuStorage>(plan, io, "webgpu", owner);
       const pages = checkPages(plan, io);
       const { batch, heads, qLen, kvLen, valueDim } = plan.sizes;
-      if (pages) {
-        const result = await encodePaged({
-          ...compiler,
-          pool,
-          uniformPool,
-          plan,
-          pages,
-          inputs: { q: inputs.q.buffer, k: inputs.k.buffer, v: inputs.v.buffer },
-        });
-        return {
-          out: wrap(result.out, [batch, heads, qLen, valueDim], plan.dtype),
-          ...(result.lse ? { lse: wrap(result.lse, [batch, heads, qLen], "f32") } : {}),
-        };
-      }
-      if (plan.family === "hierarchical") {
-        const out = await encodeHierarchical({
-          ...compiler,
-          pool,
-          uniformPool,
-          plan,
-          inputs: {
-            q: inputs.q.buffer,
-            k: inputs.k.buffer,
-            v: inputs.v.buffer,
-            gates: inputs.gates?.buffer,
-          },
-        });
-        return { out: wrap(out, [batch, heads, qLen, valueDim], plan.dtype) };
-      }
-      if (plan.family === "linear") {
-        const { q, k, v, state } = inputs;
-        const result = await encodeLinear({
-          ...compiler,
-          pool,
-          uniformPool,
-          plan,
-          inputs: {
-            q: q.buffer,
-            k: k.buffer,
-            v: v.buffer,
-            ...(state && io.state ? { state: { desc: io.state, buffer: state.buffer } } : {}),
-          },
-        });
-        return {
-          out: wrap(result.out, [batch, heads, qLen, valueDim], plan.dtype),
-          state: wrap(result.state, linearStateShape(plan), "f32"),
-        };
-      }
-      const request = {
-        ...compiler,
-        pool,
-        uniformPool,
-        plan,
-        layout: planLayout(plan),
-        inputs: { q: inputs.q.buffer, k: inputs.k.buffer, v: inputs.v.buffer },
-      };
-      const result = plan.lowRank
-        ? await encodeLowRank({
-          ...request,
-          inputs: { ...request.inputs, e: inputs.e!.buffer, f: inputs.f!.buffer },
-        })
-        : await encodeAttention(request);
+      const result = await encodeRun(env, plan, io, inputs, pages);
       return {
         out: wrap(result.out, [batch, heads, qLen, valueDim], plan.dtype),
         ...(result.lse ? { lse: wrap(result.lse, [batch, heads, qLen], "f32") } : {}),
         ...(result.probs ? { probs: wrap(result.probs, [batch, heads, qLen, kvLen], "f32") } : {}),
+        ...(result.state ? { state: wrap(result.state, linearStateShape(plan), "f32") } : {}),
       };
     },
     async backward(plan: KernelPlan, io: BackwardInputs): Promise<Gradients> {
       usable();
       assertPlan(plan, caps);
       const { storages, gradient } = checkBackwardInputs<GpuStorage>(plan, io, "webgpu", owner);
-      if (plan.family === "linear") {
-        const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
-        const { dq, dk, dv, dDecay } = await encodeLinearBackward({
-          ...compiler,
-          pool,
-          uniformPool,
-          staging,
-          plan,
-          io,
-          buffers: {
-            q: storages.q.buffer,
-            k: storages.k.buffer,
-            v: storages.v.buffer,
-            dOut: storages.dOut.buffer,
-          },
-        });
-        return {
-          dq: wrap(dq, [batch, heads, qLen, headDim], plan.dtype),
-          dk: wrap(dk, [batch, kvHeads, kvLen, headDim], plan.dtype),
-          dv: wrap(dv, [batch, kvHeads, kvLen, valueDim], plan.dtype),
-          ...(dDecay ? { dDecay } : {}),
-        };
-      }
-      const buffers = {
-        q: storages.q.buffer,
-        k: storages.k.buffer,
-        v: storages.v.buffer,
-        out: storages.out.buffer,
-        lse: storages.lse!.buffer,
-        dOut: storages.dOut.buffer,
-      };
       const software = ctx.fallback;
-      const request = {
-        ...compiler,
-        pool,
-        uniformPool,
-        staging,
-        plan,
-        io: io as SoftmaxBackwardInputs,
-        buffers,
-        software,
-      };
-      const result = await encodeBackward(gradient ? { ...request, gradient } : request);
+      const result = await encodeGradients(env, plan, io, storages, { gradient, software });
       const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = plan.sizes;
       const { dq, dk, dv, ...params } = result;
       return {
