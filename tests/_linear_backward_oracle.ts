@@ -134,14 +134,21 @@ export function naiveLinearBackwardF32(
 /** Gradient names with their reference arrays. */
 export const LINEAR_GRADIENTS = ["dq", "dk", "dv", "dDecay"] as const;
 
-/** DESIGN.md's tolerance per gradient: twice the plain f32 backward's error, plus 1e-6. */
+/**
+ * DESIGN.md's tolerance per gradient: twice the plain f32 backward's error, plus 1e-6. `dDecay`,
+ * one number per head summed over every row, also gets four f32 ulps of its size: a single f32
+ * run lands within an ulp of it by luck as often as not, which says nothing of f32's error there
+ * (1e-6 is below one ulp of a decay gradient of 10).
+ */
 export function linearBackwardTolerance(
   c: LinearBackwardCase,
   dOut: ArrayLike<number>,
   ref: LinearBackwardResult,
 ): Record<(typeof LINEAR_GRADIENTS)[number], number> {
   const naive = naiveLinearBackwardF32(c, dOut);
+  const ulps = (n: (typeof LINEAR_GRADIENTS)[number]) =>
+    n === "dDecay" ? 2 ** -21 * Math.max(0, ...Array.from(ref.dDecay, Math.abs)) : 0;
   return Object.fromEntries(
-    LINEAR_GRADIENTS.map((n) => [n, 2 * maxAbsError(naive[n], ref[n]) + 1e-6]),
+    LINEAR_GRADIENTS.map((n) => [n, 2 * maxAbsError(naive[n], ref[n]) + 1e-6 + ulps(n)]),
   ) as Record<(typeof LINEAR_GRADIENTS)[number], number>;
 }
