@@ -55,15 +55,24 @@ export function explainBackward(plan: KernelPlan): PlanReport {
   const bytesMoved = bytes * queryRows * (D + 2 * Dv) + 4 * queryRows + bytes * gradients +
     2 * Math.max(0, kvReads);
   const scratchBytes = 4 * queryRows * (Dv + 2) + 4 * gradients + forward.layoutBytes;
+  const density = `density  ${(forward.density * 100).toFixed(1)}% of tiles visited`;
+  return backwardReport(plan, forward, { flops, bytesMoved, scratchBytes }, density);
+}
+
+/** The forward's report with the backward pass's cost and summary. */
+function backwardReport(
+  plan: KernelPlan,
+  forward: PlanReport,
+  cost: Pick<PlanReport, "flops" | "bytesMoved" | "scratchBytes">,
+  lastLine: string,
+): PlanReport {
+  const { flops, bytesMoved, scratchBytes } = cost;
   const lines = summaryLines(plan, forward.tile, flops, bytesMoved, scratchBytes, " backward");
   return Object.freeze({
     ...forward,
+    ...cost,
     kernel: `${forward.kernel} backward`,
-    flops,
-    bytesMoved,
-    scratchBytes,
-    summary: [...lines, `density  ${(forward.density * 100).toFixed(1)}% of tiles visited`]
-      .join("\n"),
+    summary: [...lines, lastLine].join("\n"),
   });
 }
 
@@ -90,14 +99,6 @@ function linearBackward(plan: KernelPlan, forward: PlanReport): PlanReport {
   const gradients = batch * heads * qLen * headDim + batch * kvHeads * kvLen * (headDim + valueDim);
   const bytesMoved = 2 * forward.bytesMoved + bytes * (batch * heads * qLen * valueDim + gradients);
   const scratchBytes = states + rows;
-  const lines = summaryLines(plan, forward.tile, flops, bytesMoved, scratchBytes, " backward");
-  return Object.freeze({
-    ...forward,
-    kernel: `${forward.kernel} backward`,
-    flops,
-    bytesMoved,
-    scratchBytes,
-    summary: [...lines, `states   ${formatBytes(states)} (key side and query side, per chunk)`]
-      .join("\n"),
-  });
+  const line = `states   ${formatBytes(states)} (key side and query side, per chunk)`;
+  return backwardReport(plan, forward, { flops, bytesMoved, scratchBytes }, line);
 }

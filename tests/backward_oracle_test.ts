@@ -4,7 +4,7 @@
  * @module
  */
 import fc from "fast-check";
-import { assertLessOrEqual } from "@std/assert";
+import { assertMatchesDifferences, centralDifferences } from "./_finite_differences.ts";
 import { oracle } from "./_oracle.ts";
 import { type BackwardCase, backwardOracle } from "./_backward_oracle.ts";
 import { modifierCase } from "./_backward_cases.ts";
@@ -16,29 +16,15 @@ function loss(c: BackwardCase, dOut: Float32Array): number {
   return out.reduce((acc, o, i) => acc + o * dOut[i], 0);
 }
 
-/** Central differences of the loss along each element of `x` (modified in place, restored). */
-function numeric(c: BackwardCase, dOut: Float32Array, x: number[] | Float64Array): number[] {
-  const eps = 1e-5;
-  return Array.from(x, (_, n) => {
-    const keep = x[n];
-    x[n] = keep + eps;
-    const up = loss(c, dOut);
-    x[n] = keep - eps;
-    const down = loss(c, dOut);
-    x[n] = keep;
-    return (up - down) / (2 * eps);
-  });
-}
-
-function assertClose(name: string, analytic: ArrayLike<number>, fd: readonly number[]): void {
-  for (let n = 0; n < fd.length; n++) {
-    const err = Math.abs(analytic[n] - fd[n]);
-    assertLessOrEqual(
-      err,
-      1e-6 + 1e-6 * Math.abs(fd[n]),
-      `${name}[${n}]: ${analytic[n]} vs ${fd[n]}`,
-    );
-  }
+/** Central differences of the loss along `x`; checked against `analytic` to 1e-6. */
+function assertClose(
+  name: string,
+  analytic: ArrayLike<number>,
+  c: BackwardCase,
+  dOut: Float32Array,
+  x: number[] | Float64Array,
+): void {
+  assertMatchesDifferences(name, analytic, centralDifferences(() => loss(c, dOut), x), 1e-6);
 }
 
 Deno.test("the backward oracle equals central finite differences (masks, modifiers, sinks, ALiBi slopes, GQA)", () => {
@@ -78,11 +64,11 @@ Deno.test("the backward oracle equals central finite differences (masks, modifie
           sinks: sinkValues,
         };
         const ref = backwardOracle(c, dOut);
-        assertClose("dq", ref.dq, numeric(c, dOut, data.q));
-        assertClose("dk", ref.dk, numeric(c, dOut, data.k));
-        assertClose("dv", ref.dv, numeric(c, dOut, data.v));
-        if (sinkValues) assertClose("dSinks", ref.dSinks, numeric(c, dOut, sinkValues));
-        if (slopes) assertClose("dSlopes", ref.dSlopes, numeric(c, dOut, slopes));
+        assertClose("dq", ref.dq, c, dOut, data.q);
+        assertClose("dk", ref.dk, c, dOut, data.k);
+        assertClose("dv", ref.dv, c, dOut, data.v);
+        if (sinkValues) assertClose("dSinks", ref.dSinks, c, dOut, sinkValues);
+        if (slopes) assertClose("dSlopes", ref.dSlopes, c, dOut, slopes);
       },
     ),
     { numRuns: 60, verbose: true },

@@ -5,7 +5,7 @@
  * @module
  */
 import fc from "fast-check";
-import { assertLessOrEqual } from "@std/assert";
+import { assertMatchesDifferences, centralDifferences } from "./_finite_differences.ts";
 import { linearOracle } from "./_linear_oracle.ts";
 import { type LinearBackwardCase, linearBackwardOracle } from "./_linear_backward_oracle.ts";
 import { caseOf, dataOf, mapArb } from "./_linear_properties.ts";
@@ -16,33 +16,15 @@ function loss(c: LinearBackwardCase, dOut: Float32Array): number {
   return linearOracle(c).reduce((acc, o, i) => acc + o * dOut[i], 0);
 }
 
-/** Central differences of the loss along each element of `x` (modified in place, restored). */
-function numeric(
+/** Central differences of the loss along `x`; checked against `analytic` to 1e-5. */
+function assertClose(
+  name: string,
+  analytic: ArrayLike<number>,
   c: LinearBackwardCase,
   dOut: Float32Array,
   x: { [n: number]: number; length: number },
-): number[] {
-  const eps = 1e-5;
-  return Array.from({ length: x.length }, (_, n) => {
-    const keep = x[n];
-    x[n] = keep + eps;
-    const up = loss(c, dOut);
-    x[n] = keep - eps;
-    const down = loss(c, dOut);
-    x[n] = keep;
-    return (up - down) / (2 * eps);
-  });
-}
-
-function assertClose(name: string, analytic: ArrayLike<number>, fd: readonly number[]): void {
-  for (let n = 0; n < fd.length; n++) {
-    const err = Math.abs(analytic[n] - fd[n]);
-    assertLessOrEqual(
-      err,
-      1e-5 + 1e-5 * Math.abs(fd[n]),
-      `${name}[${n}]: ${analytic[n]} vs ${fd[n]}`,
-    );
-  }
+): void {
+  assertMatchesDifferences(name, analytic, centralDifferences(() => loss(c, dOut), x), 1e-5);
 }
 
 Deno.test("the linear backward oracle equals central finite differences (maps, Performer, decays, GQA, causal, unnormalized)", () => {
@@ -81,10 +63,10 @@ Deno.test("the linear backward oracle equals central finite differences (maps, P
         };
         const dOut = randomData(shape.batch * shape.heads * shape.qLen * shape.valueDim, seed + 7);
         const ref = linearBackwardOracle(c, dOut);
-        assertClose("dq", ref.dq, numeric(c, dOut, q));
-        assertClose("dk", ref.dk, numeric(c, dOut, k));
-        assertClose("dv", ref.dv, numeric(c, dOut, v));
-        if (decay) assertClose("dDecay", ref.dDecay, numeric(c, dOut, decay));
+        assertClose("dq", ref.dq, c, dOut, q);
+        assertClose("dk", ref.dk, c, dOut, k);
+        assertClose("dv", ref.dv, c, dOut, v);
+        if (decay) assertClose("dDecay", ref.dDecay, c, dOut, decay);
       },
     ),
     { numRuns: 60 },

@@ -17,8 +17,8 @@ import { encodePaged } from "./_paged.ts";
 import { encodeHierarchical } from "./_hierarchical.ts";
 import { encodeLinear } from "./_linear.ts";
 import { encodeLowRank } from "./_low_rank.ts";
-import { encodeBackward } from "./_backward.ts";
-import { encodeLinearBackward } from "./_linear_backward.ts";
+import { type BackwardBuffers, encodeBackward } from "./_backward.ts";
+import { encodeLinearBackward, type LinearGradientBuffers } from "./_linear_backward.ts";
 
 /** What every encoder reads besides the plan: the compiler and the backend's pools. */
 export interface EncodeEnv extends KernelCompiler {
@@ -80,15 +80,8 @@ export async function encodeRun(
     : await encodeAttention(request);
 }
 
-/** A backward pass's gradients as pool buffers, and its per-head figures. */
-export interface GradientBuffers {
-  readonly dq: GPUBuffer;
-  readonly dk: GPUBuffer;
-  readonly dv: GPUBuffer;
-  readonly dSinkLogits?: number[];
-  readonly dHeadParams?: number[][];
-  readonly dDecay?: number[];
-}
+/** A backward pass's gradients as pool buffers, and its per-head figures (softmax or linear). */
+export type GradientBuffers = BackwardBuffers & LinearGradientBuffers;
 
 /**
  * Encodes a checked backward pass: linear plans by their recurrences, softmax plans by
