@@ -18,6 +18,7 @@
  * @module
  */
 import { LINEAR_BINDINGS, LINEAR_WORKGROUP, type LinearParams } from "./_linear_features_wgsl.ts";
+import { CHUNK_ENTRY } from "./linear_wgsl.ts";
 import {
   backwardPrelude,
   KEY_SIDE,
@@ -155,17 +156,7 @@ ${intra}
 export function momentChunksWgsl(params: LinearParams): string {
   return `${backwardPrelude(params)}${KEY_SIDE.decay}${
     storage(LINEAR_BINDINGS.out, "out", "read_write")
-  }${MAIN}  let c = e % W;
-  let f = (e / W) % F;
-  let t = (e / (W * F)) % lp.chunks;
-  let bs = e / (W * F * lp.chunks);
-  let h = (bs % state_heads()) * lp.sharers;
-  let b = bs / state_heads();
-  let hk = h / p.group;
-  let g = decay[h];
-  let start = t * lp.chunk;
-  let end = min(start + lp.chunk, p.kv_len);
-  var acc = 0.0;
+  }${MAIN}${CHUNK_ENTRY}  var acc = 0.0;
   var m = 0.0;
   for (var j = start; j < end; j++) {
     acc = acc * g + phi_k(k_row(b, hk, j), f) * value(b, hk, j, c);

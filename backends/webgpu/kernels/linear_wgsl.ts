@@ -52,16 +52,11 @@ fn value(b: u32, hk: u32, j: u32, c: u32) -> f32 {
 }
 
 /**
- * Pass 1: invocation `e` of `B·Hs·T·F·W` (entries fastest) writes chunk `t`'s own state entry
- * `(f, c)`: `Σ_j γ^(end−1−j) φ(k_j)[f]·v_j[c]` (`v_j[Dv] = 1`) into `work[e]`.
+ * Invocation `e` of `B·Hs·T·F·W` (entries fastest) as the state entry `(f, c)` of chunk `t`
+ * (keys `start..end−1`) of state head `h` (the first of its sharers) of batch `b`: the chunk-state
+ * passes (this file's and the backward's moments) read it.
  */
-export function chunkStatesWgsl(params: LinearParams): string {
-  return `${common(params, "read_write")}${phiWgsl(params)}
-@compute @workgroup_size(${LINEAR_WORKGROUP})
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let e = invocation(id);
-  if (e >= lp.total) { return; }
-  let c = e % W;
+export const CHUNK_ENTRY = `  let c = e % W;
   let f = (e / W) % F;
   let t = (e / (W * F)) % lp.chunks;
   let bs = e / (W * F * lp.chunks);
@@ -71,7 +66,19 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let g = decay[h];
   let start = t * lp.chunk;
   let end = min(start + lp.chunk, p.kv_len);
-  var acc = 0.0;
+`;
+
+/**
+ * Pass 1: invocation `e` of `B·Hs·T·F·W` (entries fastest) writes chunk `t`'s own state entry
+ * `(f, c)`: `Σ_j γ^(end−1−j) φ(k_j)[f]·v_j[c]` (`v_j[Dv] = 1`) into `work[e]`.
+ */
+export function chunkStatesWgsl(params: LinearParams): string {
+  return `${common(params, "read_write")}${phiWgsl(params)}
+@compute @workgroup_size(${LINEAR_WORKGROUP})
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let e = invocation(id);
+  if (e >= lp.total) { return; }
+${CHUNK_ENTRY}  var acc = 0.0;
   for (var j = start; j < end; j++) {
     acc = acc * g + phi_k(k_row(b, hk, j), f) * value(b, hk, j, c);
   }
