@@ -65,10 +65,14 @@ export function backwardTile(
   valueDim: number,
 ): number | undefined {
   return TILES.find((tile) =>
-    backwardThreads(tile, false) <= limits.maxComputeInvocationsPerWorkgroup &&
-    (["kv", "q"] as const).every((mode) =>
-      blockGeometry({ mode, tile, headDim, valueDim }, limits.maxComputeWorkgroupStorageSize)
-    )
+    (["kv", "q"] as const).every((mode) => {
+      const g = blockGeometry(
+        { mode, tile, headDim, valueDim },
+        limits.maxComputeWorkgroupStorageSize,
+      );
+      // The `kv` pass has twice the `q` pass's invocations.
+      return g !== undefined && g.threads <= limits.maxComputeInvocationsPerWorkgroup;
+    })
   );
 }
 

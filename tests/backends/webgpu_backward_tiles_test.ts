@@ -22,6 +22,9 @@ Deno.test("backward tiles: 64 rows on 48 KiB of workgroup memory up to head dim 
   for (const dim of DIMS) {
     assertEquals(backwardTile(H100 as GPUSupportedLimits, dim, dim), 64, `D${dim}`);
     assertEquals(backwardTile(LLVMPIPE as GPUSupportedLimits, dim, dim), 32, `D${dim}`);
+    // WebGPU's default 256 invocations: the `kv` pass's 512 at tile 64 do not fit.
+    const small = { ...H100, maxComputeInvocationsPerWorkgroup: 256 } as GPUSupportedLimits;
+    assertEquals(backwardTile(small, dim, dim), 32, `D${dim} at 256 invocations`);
   }
   // D128 on an H100: the workgroup array is exactly full (P and dS, 16 rows of Q and dO).
   const kv = blockGeometry({ mode: "kv", tile: 64, headDim: 128, valueDim: 128 }, 49152)!;
