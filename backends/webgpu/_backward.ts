@@ -27,7 +27,7 @@ import { packF16Wgsl } from "./kernels/materialized_wgsl.ts";
 import { backwardModifiers, backwardThreads, backwardTileWgsl } from "./kernels/backward_wgsl.ts";
 import { blockGeometry } from "./kernels/_backward_geometry.ts";
 import { flashVecAligned } from "./kernels/flash_wgsl.ts";
-import { backwardPrepWgsl, PREP_FIELDS, PREP_THREADS } from "./kernels/backward_prep_wgsl.ts";
+import { backwardPrepWgsl, PREP_FIELDS, PREP_ROWS } from "./kernels/backward_prep_wgsl.ts";
 
 /** What a backward pass needs: the backend's compiler and pools, the plan and checked inputs. */
 export interface BackwardRequest extends KernelCompiler {
@@ -254,7 +254,7 @@ export async function encodeBackward(req: BackwardRequest): Promise<BackwardBuff
       pass,
       k.prep,
       { 0: uniform(prepData(plan, io)), ...io4 },
-      grid(Math.ceil(rows / PREP_THREADS)),
+      grid(Math.ceil(rows / PREP_ROWS)),
     );
   }
   const params = uniform(paramsData(plan, { rows: k.lists.rows, cols: k.lists.cols, headBase: 0 }));

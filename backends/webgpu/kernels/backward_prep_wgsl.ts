@@ -27,12 +27,14 @@ export const PREP_FIELDS = [
   "l_sn",
 ] as const;
 
-/** Threads of the prep pass's workgroups. */
-export const PREP_THREADS = 64;
+/** Rows of a prep workgroup: 32 invocations read each row, so a warp's loads are contiguous. */
+export const PREP_ROWS = 2;
 
 /**
  * The prep pass: row `r` (of `B·H·Nq`) writes `dO` contiguous f32 to `go`, and `(lse, D)` to
- * `stats` (`D = 0` where the row saw no key, so its gradients vanish). Grid (rows / 64, …).
+ * `stats` (`D = 0` where the row saw no key, so its gradients vanish). 32 invocations per row, each
+ * summing dims `lane + 32·m`, then a fixed-order tree over the lanes: the same bits every run.
+ * Grid (rows / 2, …).
  */
 export function backwardPrepWgsl(dtype: DType): string {
   const fields = PREP_FIELDS.map((f) => `  ${f}: u32,`).join("\n");
@@ -50,25 +52,39 @@ export function backwardPrepWgsl(dtype: DType): string {
 @group(0) @binding(5) var<storage, read_write> stats: array<vec2<f32>>;
 ${load("o")}
 ${load("g")}
-@compute @workgroup_size(${PREP_THREADS})
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let row = id.x + id.y * 65535u * ${PREP_THREADS}u;
-  if (row >= p.rows) { return; }
-  let i = row % p.q_len;
-  let bh = row / p.q_len;
-  let b = bh / p.heads;
-  let h = bh % p.heads;
-  let lse = l_buf[p.l_off + b * p.l_sb + h * p.l_sh + i * p.l_sn];
-  let ob = p.o_off + b * p.o_sb + h * p.o_sh + i * p.o_sn;
-  let gb = p.g_off + b * p.g_sb + h * p.g_sh + i * p.g_sn;
+const LANES = 32u;
+var<workgroup> part: array<f32, ${32 * PREP_ROWS}>;
+@compute @workgroup_size(${32 * PREP_ROWS})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = (wg.x + wg.y * 65535u) * ${PREP_ROWS}u + lid / LANES;
+  let lane = lid % LANES;
   var delta = 0.0;
-  for (var d = 0u; d < p.value_dim; d++) {
-    let g = load_g(gb + d * p.g_sd);
-    go[row * p.value_dim + d] = g;
-    delta += g * load_o(ob + d * p.o_sd);
+  if (row < p.rows) {
+    let i = row % p.q_len;
+    let bh = row / p.q_len;
+    let b = bh / p.heads;
+    let h = bh % p.heads;
+    let ob = p.o_off + b * p.o_sb + h * p.o_sh + i * p.o_sn;
+    let gb = p.g_off + b * p.g_sb + h * p.g_sh + i * p.g_sn;
+    for (var d = lane; d < p.value_dim; d += LANES) {
+      let g = load_g(gb + d * p.g_sd);
+      go[row * p.value_dim + d] = g;
+      delta += g * load_o(ob + d * p.o_sd);
+    }
   }
-  // -Infinity sits below every finite lse; NaN rows keep their NaN.
-  stats[row] = vec2<f32>(lse, select(delta, 0.0, lse < -3.0e38f));
+  part[lid] = delta;
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { part[lid] += part[lid + s]; }
+    workgroupBarrier();
+  }
+  if (row < p.rows && lane == 0u) {
+    let i = row % p.q_len;
+    let bh = row / p.q_len;
+    let lse = l_buf[p.l_off + (bh / p.heads) * p.l_sb + (bh % p.heads) * p.l_sh + i * p.l_sn];
+    // -Infinity sits below every finite lse; NaN rows keep their NaN.
+    stats[row] = vec2<f32>(lse, select(part[lid], 0.0, lse < -3.0e38f));
+  }
 }
 `;
 }
