@@ -35,7 +35,7 @@ export interface TwinOptions {
   readonly saved?: { readonly out: ArrayLike<number>; readonly lse: ArrayLike<number> };
   /**
    * Model WGSL's `exp`, whose accuracy the WGSL spec gives as `3 + 2·|x|` ULP rather than the
-   * correctly rounded `Math.exp`: each result is off by that many ULP, the sign alternating.
+   * correctly rounded `Math.exp`: each result that many ULP high (see `wgslExp`).
    */
   readonly wgslExp?: boolean;
 }
@@ -47,7 +47,7 @@ function reference(
   twin: TwinOptions = {},
 ): BackwardResult {
   const { saved } = twin;
-  const exp = twin.wgslExp ? wgslExp() : Math.exp;
+  const exp = twin.wgslExp ? wgslExp : Math.exp;
   const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim, scale } = c;
   const group = heads / kvHeads;
   const out = new Float64Array(batch * heads * qLen * valueDim);

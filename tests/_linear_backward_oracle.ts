@@ -48,7 +48,7 @@ function reference(
   const dDecay = new Float64Array(heads);
   const { phi, pullback } = round !== Math.fround || !c.f32 ? c : c.f32;
   // The f32 twin's γⁿ as WGSL's pow, exp2(n·log2 γ), at its specified accuracy (see wgslExp).
-  const exp = round === Math.fround ? wgslExp() : undefined;
+  const exp = round === Math.fround ? wgslExp : undefined;
   const power = (g: number, n: number) => exp ? exp(n * Math.log(g)) : g ** n;
   const dot = (a: ArrayLike<number>, aAt: number, b: ArrayLike<number>, bAt: number, n: number) => {
     let s = 0;

@@ -180,7 +180,7 @@ export function performerCase(features: number, seed: number, orthogonal: boolea
     phi: (headDim, scale, round) => {
       const w = performerMatrix(seed, features, headDim, orthogonal);
       // Rounded: an f32 WGSL kernel's steps, its exp as accurate as the WGSL spec requires.
-      const exp = round ? wgslExp() : Math.exp;
+      const exp = round ? wgslExp : Math.exp;
       round ??= (x) => x;
       const root = round(Math.sqrt(scale)), norm = round(1 / Math.sqrt(features));
       return (x) => {
