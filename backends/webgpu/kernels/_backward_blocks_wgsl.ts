@@ -24,6 +24,7 @@ import { paramsWgsl } from "./_common_wgsl.ts";
 import { range, XYZW } from "./_flash_geometry.ts";
 import { inputsWgsl } from "./_flash_staging_wgsl.ts";
 import { BLOCK_DK, type BlockGeometry } from "./_backward_geometry.ts";
+import { headWalkWgsl } from "./_backward_walk_wgsl.ts";
 import type { BackwardTileParams } from "./backward_wgsl.ts";
 
 /** A tensor a tile kernel stages: its row address, dim count and four-dim load. */
@@ -217,18 +218,7 @@ export function blockKernelWgsl(
     ? ""
     : rows4.map((r) => `let st${r} = row_stats(bh_q, own0 + 4u * oy + ${r}u);`).join("\n  ");
   const wOff = kv ? 2 * g.weightSlots : g.weightSlots;
-  const tileLoop = kv
-    ? `let kv_heads = p.heads / p.group;
-  let b = bh_own / kv_heads;
-  let bh_k = bh_own;
-  for (var h = (bh_own % kv_heads) * p.group; h < (bh_own % kv_heads + 1u) * p.group; h++) {
-    let bh_q = b * p.heads + h;`
-    : `let b = bh_own / p.heads;
-  let h = bh_own % p.heads;
-  let bh_q = bh_own;
-  let bh_k = b * (p.heads / p.group) + h / p.group;
-  ${statsOwn}
-  {`;
+  const tileLoop = headWalkWgsl(kv, statsOwn);
   return `${paramsWgsl()}${inputsWgsl(params.dtype, vec)}
 @group(0) @binding(4) var<storage, read> tiles: array<u32>;
 @group(0) @binding(5) var<storage, read> go: array<${vec ? "vec4<f32>" : "f32"}>;

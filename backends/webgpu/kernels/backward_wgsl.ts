@@ -19,6 +19,7 @@ import type { DType } from "../../../core/tensor_desc.ts";
 import { inputsWgsl, LITERALS_BINDING, paramsWgsl } from "./_common_wgsl.ts";
 import { blockGeometry } from "./_backward_geometry.ts";
 import { blockKernelWgsl } from "./_backward_blocks_wgsl.ts";
+import { headWalkWgsl } from "./_backward_walk_wgsl.ts";
 
 /** Compile-time shape of a tile pass. */
 export interface BackwardTileParams {
@@ -205,20 +206,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   let starts = tiles[0];
   let entries = tiles[1];
-  ${
-    kv
-      ? `let kv_heads = p.heads / p.group;
-  let b = bh_own / kv_heads;
-  let bh_k = bh_own;
-  for (var h = (bh_own % kv_heads) * p.group; h < (bh_own % kv_heads + 1u) * p.group; h++) {
-    let bh_q = b * p.heads + h;`
-      : `let b = bh_own / p.heads;
-  let h = bh_own % p.heads;
-  let bh_q = bh_own;
-  let bh_k = b * (p.heads / p.group) + h / p.group;
-  ${loadQ.replaceAll("qt0", "own0")}
-  {`
-  }
+  ${headWalkWgsl(kv, loadQ.replaceAll("qt0", "own0"))}
     let base = tiles[2u + bh_q] + owned;
     let last = tiles[starts + base + 1u];
     for (var e = tiles[starts + base]; e < last; e++) {
