@@ -66,10 +66,10 @@ export function backwardCaseOf(p: Problem): LinearBackwardCase {
   return {
     ...caseOf(p, dataOf(p)),
     pullback: p.map.pullback(headDim, scale),
-    f32: {
-      phi: p.map.phi(headDim, scale, Math.fround),
-      pullback: p.map.pullback(headDim, scale, Math.fround),
-    },
+    f32: (exp) => ({
+      phi: p.map.phi(headDim, scale, Math.fround, exp),
+      pullback: p.map.pullback(headDim, scale, Math.fround, exp),
+    }),
   };
 }
 

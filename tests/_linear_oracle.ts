@@ -7,7 +7,6 @@
  */
 import { add, exp, type Expr, mul, score, tanh } from "../core/mod.ts";
 import { performerMatrix } from "../core/mod.ts";
-import { wgslExp } from "./_oracle.ts";
 import type { SpecSizes } from "../core/spec.ts";
 
 /** φ of one row of `D` values, as `F` values. */
@@ -95,6 +94,9 @@ export function linearOracleState(c: LinearCase, features: number): Float64Array
 /** An elementwise map from a function of one value. */
 const each = (f: (x: number) => number): RowMap => (x) => x.map(f);
 
+/** A function of one number (a rounding, an `exp`). */
+type Round = (x: number) => number;
+
 /** The pullback of a row map at `x`: `∂loss/∂x` given `∂loss/∂φ(x)` (`g`, `F` values). */
 export type RowPullback = (x: Float64Array, g: Float64Array) => Float64Array;
 
@@ -111,14 +113,13 @@ export interface MapCase {
     seed: number;
     orthogonal: boolean;
   };
-  /** The row map, given the head dim and scale (`round`: f32 rounding at every step, or none). */
-  readonly phi: (headDim: number, scale: number, round?: (x: number) => number) => RowMap;
-  /** The pullback of the row map, given the head dim and scale (written by hand). */
-  readonly pullback: (
-    headDim: number,
-    scale: number,
-    round?: (x: number) => number,
-  ) => RowPullback;
+  /**
+   * The row map, given the head dim and scale; `round` (f32 rounding at every step) and `exp` (as
+   * a WGSL kernel's may err, see `wgslExp`) for the plain f32 twin. Elementwise maps ignore them.
+   */
+  readonly phi: (headDim: number, scale: number, round?: Round, exp?: Round) => RowMap;
+  /** The pullback of the row map, given the same (written by hand). */
+  readonly pullback: (headDim: number, scale: number, round?: Round, exp?: Round) => RowPullback;
   /** Whether φ > 0: normalized attention is well conditioned. */
   readonly positive: boolean;
 }
@@ -177,11 +178,8 @@ export function performerCase(features: number, seed: number, orthogonal: boolea
   return {
     name: `performer(${features}, ${seed}${orthogonal ? ", orthogonal" : ""})`,
     map: { kind: "performer", features, seed, orthogonal },
-    phi: (headDim, scale, round) => {
+    phi: (headDim, scale, round = (x) => x, exp = Math.exp) => {
       const w = performerMatrix(seed, features, headDim, orthogonal);
-      // Rounded: an f32 WGSL kernel's steps, its exp as accurate as the WGSL spec requires.
-      const exp = round ? wgslExp : Math.exp;
-      round ??= (x) => x;
       const root = round(Math.sqrt(scale)), norm = round(1 / Math.sqrt(features));
       return (x) => {
         const y = x.map((a) => round(a * root));
@@ -194,10 +192,9 @@ export function performerCase(features: number, seed: number, orthogonal: boolea
       };
     },
     // ∂φ_f/∂x = √s·φ_f·(W_f − x√s), so ∂loss/∂x = √s·Σ_f g_f·φ_f·(W_f − x√s).
-    pullback: (headDim, scale, rounding) => {
+    pullback: (headDim, scale, round = (x) => x, exp = Math.exp) => {
       const w = performerMatrix(seed, features, headDim, orthogonal);
-      const phi = performerCase(features, seed, orthogonal).phi(headDim, scale, rounding);
-      const round = rounding ?? ((x: number) => x);
+      const phi = performerCase(features, seed, orthogonal).phi(headDim, scale, round, exp);
       const root = round(Math.sqrt(scale));
       return (x, g) => {
         const y = phi(x);

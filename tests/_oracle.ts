@@ -109,13 +109,24 @@ export function tolerance(c: OracleCase, ref: OracleResult = oracle(c)): number 
   return 2 * maxAbsError(naiveF32(c).out, ref.out) + 1e-6;
 }
 
+/** How a twin's `exp` errs within WGSL's bound: all high, or high and low in turn. */
+export type ExpModel = "biased" | "alternating";
+
+/** Both models: tolerances take the larger twin error, as neither bounds the other. */
+export const EXP_MODELS: readonly ExpModel[] = ["biased", "alternating"];
+
 /**
  * `exp` at the accuracy the WGSL spec gives its `exp`, `3 + 2·|x|` ULP, rather than the correctly
- * rounded `Math.exp`: each result that many ULP high. Plain f32 twins of WGSL kernels use it, so
- * their error includes what a conforming `exp` may add. Biased, not alternating: real ones are
- * (llvmpipe's runs +1.6 ULP on average), and alternating errors cancel in the twin's sums where a
- * kernel's do not.
+ * rounded `Math.exp`: each result that many ULP off, all high (`biased`: conforming ones may be,
+ * llvmpipe's runs +1.6 ULP on average) or high and low in turn (`alternating`). Plain f32 twins of
+ * WGSL kernels use both and count the larger error: alternating errors cancel in some sums
+ * (a slope gradient over every pair) and a uniform bias cancels in others (softmax's normalization).
  */
-export function wgslExp(x: number): number {
-  return Math.exp(x) * (1 + (3 + 2 * Math.abs(x)) * 2 ** -23);
+export function wgslExp(model: ExpModel): (x: number) => number {
+  let sign = -1;
+  return (x) => {
+    if (model === "alternating") sign = -sign;
+    else sign = 1;
+    return Math.exp(x) * (1 + sign * (3 + 2 * Math.abs(x)) * 2 ** -23);
+  };
 }
