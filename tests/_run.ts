@@ -52,6 +52,24 @@ export function bnhdTensor(
   return permute(backend.tensor(moved, [b, n, hh, d], dtype), [0, 2, 1, 3]);
 }
 
+/** A problem's q, k and v on `backend`, in `dtype` storage, as BNHD views when `bnhd`. */
+export function problemTensors(
+  backend: Backend,
+  shape: Shape,
+  data: { q: Float32Array; k: Float32Array; v: Float32Array },
+  options: { readonly dtype?: "f32" | "f16"; readonly bnhd?: boolean } = {},
+): Record<"q" | "k" | "v", Tensor> {
+  const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = shape;
+  const dtype = options.dtype ?? "f32";
+  const make = (x: Float32Array, s: number[]) =>
+    options.bnhd ? bnhdTensor(backend, x, s, dtype) : backend.tensor(x, s, dtype);
+  return {
+    q: make(data.q, [batch, heads, qLen, headDim]),
+    k: make(data.k, [batch, kvHeads, kvLen, headDim]),
+    v: make(data.v, [batch, kvHeads, kvLen, valueDim]),
+  };
+}
+
 /** Runs and reads back `out` (and `lse`, `probs` when asked). */
 export async function runProblem(
   backend: Backend,
@@ -59,13 +77,7 @@ export async function runProblem(
   data: { q: Float32Array; k: Float32Array; v: Float32Array },
   options: RunOptions = {},
 ): Promise<{ out: Float32Array; lse?: Float32Array; probs?: Float32Array; family: KernelFamily }> {
-  const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = shape;
-  const dtype = options.dtype ?? "f32";
-  const make = (x: Float32Array, s: number[]) =>
-    options.bnhd ? bnhdTensor(backend, x, s, dtype) : backend.tensor(x, s, dtype);
-  const q = make(data.q, [batch, heads, qLen, headDim]);
-  const k = make(data.k, [batch, kvHeads, kvLen, headDim]);
-  const v = make(data.v, [batch, kvHeads, kvLen, valueDim]);
+  const { q, k, v } = problemTensors(backend, shape, data, options);
   const transforms: Transform[] = [groupHeads()];
   if (options.mask) transforms.push(mask(options.mask.expr));
   if (options.scoreMod) transforms.push(scoreMod(options.scoreMod.expr));

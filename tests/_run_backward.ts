@@ -5,6 +5,7 @@
  */
 import {
   attention,
+  causal,
   compose,
   exprKey,
   groupHeads,
@@ -20,9 +21,10 @@ import {
 } from "../core/mod.ts";
 import type { Backend, Tensor } from "../backends/backend.ts";
 import { vjp } from "../vjp.ts";
-import type { MaskCase, Shape } from "./_arbitraries.ts";
+import { type MaskCase, oracleCase, type Shape } from "./_arbitraries.ts";
+import type { BackwardCase } from "./_backward_oracle.ts";
 import type { ModifierCase } from "./_backward_cases.ts";
-import { bnhdTensor } from "./_run.ts";
+import { bnhdTensor, problemTensors } from "./_run.ts";
 
 /** How to run a backward problem. */
 export interface BackwardRunOptions {
@@ -56,13 +58,11 @@ export async function runBackward(
   dOut: Float32Array,
   options: BackwardRunOptions = {},
 ): Promise<BackwardRun> {
-  const { batch, heads, kvHeads, qLen, kvLen, headDim, valueDim } = shape;
+  const { batch, heads, qLen, valueDim } = shape;
   const dtype = options.dtype ?? "f32";
   const make = (x: Float32Array, s: number[]) =>
     options.bnhd ? bnhdTensor(backend, x, s, dtype) : backend.tensor(x, s, dtype);
-  const q = make(data.q, [batch, heads, qLen, headDim]);
-  const k = make(data.k, [batch, kvHeads, kvLen, headDim]);
-  const v = make(data.v, [batch, kvHeads, kvLen, valueDim]);
+  const { q, k, v } = problemTensors(backend, shape, data, options);
   const transforms: Transform[] = [groupHeads()];
   if (options.mask) transforms.push(mask(options.mask.expr));
   transforms.push(...options.modifier?.transforms ?? []);
@@ -97,3 +97,24 @@ export async function runBackward(
     family: backend.plan(spec).family,
   };
 }
+
+/** The oracle's case for a problem run with `options`. */
+export function backwardCase(
+  shape: Shape,
+  data: { q: Float32Array; k: Float32Array; v: Float32Array },
+  options: BackwardRunOptions,
+): BackwardCase {
+  const slopes = options.modifier?.slopes ?? [];
+  return {
+    ...oracleCase(shape, data, 1 / Math.sqrt(shape.headDim), options.mask),
+    ...options.modifier?.callbacks(shape.qLen, shape.kvLen, slopes),
+    sinks: options.sinks,
+  };
+}
+
+/** The causal mask with its plain-JS rule (bottom-right aligned). */
+export const causalCase: MaskCase = {
+  name: "causal",
+  expr: causal(),
+  allowed: (_b, _h, i, j, nq, nk) => j <= i + nk - nq,
+};

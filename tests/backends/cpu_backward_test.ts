@@ -4,40 +4,14 @@ import { kvIdx, lt } from "../../core/mod.ts";
 import { createCpuBackend } from "../../backends/cpu/mod.ts";
 import { vjp } from "../../vjp.ts";
 import { attention, causal, mask } from "../../core/mod.ts";
-import {
-  type MaskCase,
-  maskCase,
-  oracleCase,
-  problemData,
-  randomData,
-  type Shape,
-} from "../_arbitraries.ts";
+import { type MaskCase, maskCase, problemData, randomData, type Shape } from "../_arbitraries.ts";
 import { maxAbsError } from "../_oracle.ts";
-import {
-  type BackwardCase,
-  backwardOracle,
-  backwardTolerance,
-  GRADIENTS,
-} from "../_backward_oracle.ts";
+import { backwardOracle, backwardTolerance, GRADIENTS } from "../_backward_oracle.ts";
 import { modifierCase } from "../_backward_cases.ts";
-import { type BackwardRunOptions, runBackward } from "../_run_backward.ts";
+import { backwardCase, causalCase, runBackward } from "../_run_backward.ts";
 import { roundF16 } from "../_run.ts";
 
 const cpu = createCpuBackend();
-
-/** The oracle's case for a problem run with `options`. */
-function backwardCase(
-  shape: Shape,
-  data: { q: Float32Array; k: Float32Array; v: Float32Array },
-  options: BackwardRunOptions,
-): BackwardCase {
-  const slopes = options.modifier?.slopes ?? [];
-  return {
-    ...oracleCase(shape, data, 1 / Math.sqrt(shape.headDim), options.mask),
-    ...options.modifier?.callbacks(shape.qLen, shape.kvLen, slopes),
-    sinks: options.sinks,
-  };
-}
 
 const dims = fc.constantFrom(1, 3, 8, 24, 72);
 const shapes = fc.record({
@@ -116,12 +90,6 @@ Deno.test("cpu backward with f16 storage matches the oracle on f16-rounded input
   }
   assertLessOrEqual(maxAbsError(got.dSinks!, ref.dSinks), tol.dSinks + 1e-3, "dSinks");
 });
-
-const causalCase: MaskCase = {
-  name: "causal",
-  expr: causal(),
-  allowed: (_b, _h, i, j, nq, nk) => j <= i + nk - nq,
-};
 
 Deno.test("cpu backward gives identical bits on two runs (GQA, masks, sinks, ALiBi)", async () => {
   const shape = { batch: 2, heads: 6, kvHeads: 2, qLen: 45, kvLen: 131, headDim: 24, valueDim: 24 };

@@ -3,48 +3,16 @@ import { assert, assertEquals, assertLess, assertLessOrEqual } from "@std/assert
 import { attention, causal, type Expr, kvIdx, lt, mask, window } from "../../core/mod.ts";
 import { createCpuBackend } from "../../backends/cpu/mod.ts";
 import { vjp } from "../../vjp.ts";
-import {
-  type MaskCase,
-  maskCase,
-  oracleCase,
-  problemData,
-  randomData,
-  type Shape,
-} from "../_arbitraries.ts";
+import { type MaskCase, maskCase, problemData, randomData, type Shape } from "../_arbitraries.ts";
 import { maxAbsError } from "../_oracle.ts";
-import {
-  type BackwardCase,
-  backwardOracle,
-  backwardTolerance,
-  GRADIENTS,
-} from "../_backward_oracle.ts";
+import { backwardOracle, backwardTolerance, GRADIENTS } from "../_backward_oracle.ts";
 import { modifierCase } from "../_backward_cases.ts";
-import { type BackwardRunOptions, runBackward } from "../_run_backward.ts";
+import { backwardCase, causalCase, runBackward } from "../_run_backward.ts";
 import { roundF16 } from "../_run.ts";
 import { gpu } from "../_webgpu.ts";
 
 const cpu = createCpuBackend();
 const ignore = gpu === undefined;
-
-/** The oracle's case for a problem run with `options`. */
-function backwardCase(
-  shape: Shape,
-  data: { q: Float32Array; k: Float32Array; v: Float32Array },
-  options: BackwardRunOptions,
-): BackwardCase {
-  const slopes = options.modifier?.slopes ?? [];
-  return {
-    ...oracleCase(shape, data, 1 / Math.sqrt(shape.headDim), options.mask),
-    ...options.modifier?.callbacks(shape.qLen, shape.kvLen, slopes),
-    sinks: options.sinks,
-  };
-}
-
-const causalCase: MaskCase = {
-  name: "causal",
-  expr: causal(),
-  allowed: (_b, _h, i, j, nq, nk) => j <= i + nk - nq,
-};
 
 // Small shapes: on the software adapter each new head dim is a new pipeline, and compiling
 // dominates.
