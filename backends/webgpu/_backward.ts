@@ -12,7 +12,8 @@ import { type TileLists, tileLists } from "../../core/tile_lists.ts";
 import { tensorDesc } from "../../core/tensor_desc.ts";
 import type { SoftmaxBackwardInputs } from "../backend.ts";
 import type { BufferPool, UniformPool } from "./_buffer_pool.ts";
-import type { KernelCompiler } from "./_encode.ts";
+import type { KernelCompiler } from "./_compile.ts";
+import { perPlan } from "./_pipelines.ts";
 import {
   type Bindings,
   dispatch,
@@ -133,13 +134,12 @@ interface BackwardKernels {
   readonly pack?: GPUComputePipeline;
 }
 
-const kernelsOf = new WeakMap<KernelPlan, Promise<BackwardKernels>>();
-
-/** A plan's backward pipelines and tile lists, built once per plan. */
-function backwardKernels(req: BackwardRequest): Promise<BackwardKernels> {
-  const { plan, gradient, pipelines } = req;
-  let known = kernelsOf.get(plan);
-  if (known) return known;
+/**
+ * A plan's backward pipelines and tile lists, built once per plan and backend (the pipelines
+ * belong to the backend's device; the tile depends on its limits and adapter).
+ */
+const backwardKernels = perPlan(async (req: BackwardRequest, plan: KernelPlan) => {
+  const { gradient, pipelines } = req;
   const { batch, heads, qLen, kvLen, headDim, valueDim } = plan.sizes;
   const tile = req.software ? 8 : backwardTile(req.device.limits, headDim, valueDim);
   if (tile === undefined) {
@@ -161,7 +161,7 @@ function backwardKernels(req: BackwardRequest): Promise<BackwardKernels> {
     workgroupBytes: req.device.limits.maxComputeWorkgroupStorageSize,
   };
   const label = `backward ${plan.dtype} D${headDim}/${valueDim} tile ${tile}`;
-  known = (async () => ({
+  return {
     tile,
     lists,
     rowWords: listWords(lists.unitRow, lists.rowStart, lists.tileCol, lists.partial),
@@ -171,11 +171,8 @@ function backwardKernels(req: BackwardRequest): Promise<BackwardKernels> {
     kv: await pipelines.get(`${label}: dK dV`, backwardTileWgsl({ ...shape, mode: "kv" })),
     q: await pipelines.get(`${label}: dQ`, backwardTileWgsl({ ...shape, mode: "q" })),
     pack: plan.dtype === "f16" ? await pipelines.get("pack f16", packF16Wgsl()) : undefined,
-  }))();
-  known.catch(() => kernelsOf.delete(plan));
-  kernelsOf.set(plan, known);
-  return known;
-}
+  } satisfies BackwardKernels;
+});
 
 /** The prep pass's uniform block: row count and the views of out, dOut and lse. */
 function prepData(plan: KernelPlan, io: SoftmaxBackwardInputs): ArrayBuffer {
@@ -209,7 +206,7 @@ export async function encodeBackward(req: BackwardRequest): Promise<BackwardBuff
     lse: bind("lse"),
     dOut: bind("dOut"),
   };
-  const k = await backwardKernels(req);
+  const k = await backwardKernels(req, req.plan);
   const nParams = req.gradient?.dParams.length ?? 0;
   const rows = batch * heads * qLen;
 

@@ -21,9 +21,6 @@ import { literalsBinding, planLiterals } from "./_literals.ts";
 import { encodePack } from "./_pack.ts";
 import { checkSplitStates, encodeMerge, splitStates } from "./_split_kv.ts";
 
-// Re-exported for `_backward.ts`, which still imports it from here.
-export type { KernelCompiler } from "./_compile.ts";
-
 /** What a run needs. */
 export interface EncodeRequest extends KernelCompiler {
   readonly pool: BufferPool;

@@ -1,7 +1,17 @@
 import fc from "fast-check";
 import { assert, assertEquals, assertLess, assertLessOrEqual } from "@std/assert";
-import { attention, causal, type Expr, kvIdx, lt, mask, window } from "../../core/mod.ts";
+import {
+  attention,
+  causal,
+  type Expr,
+  kvIdx,
+  lt,
+  mask,
+  tensorDesc,
+  window,
+} from "../../core/mod.ts";
 import { createCpuBackend } from "../../backends/cpu/mod.ts";
+import { createWebGpuBackend } from "../../backends/webgpu/mod.ts";
 import { vjp } from "../../vjp.ts";
 import { type MaskCase, maskCase, problemData, randomData, type Shape } from "../_arbitraries.ts";
 import { maxAbsError } from "../_oracle.ts";
@@ -189,5 +199,28 @@ Deno.test({
     // below one Nq × Nk f32 buffer (16 MiB at 2048).
     const causalPeak = await backwardPeak(2048, causal());
     assertLess(causalPeak, 2048 * 2048 * 4 / 16, `causal peak ${causalPeak} bytes`);
+  },
+});
+
+Deno.test({
+  name: "webgpu backward runs one plan on two backends, each with its own device's pipelines",
+  ignore,
+  fn: async () => {
+    const other = await createWebGpuBackend();
+    try {
+      const data = (seed: number) => randomData(2 * 9 * 8, seed);
+      const x = tensorDesc([1, 2, 9, 8]);
+      const plan = gpu!.plan(mask(causal())(attention(x, x, x, { lse: true })));
+      const grads = [];
+      for (const backend of [gpu!, other]) {
+        const [q, k, v, dOut] = [1, 2, 3, 4].map((s) => backend.tensor(data(s), [1, 2, 9, 8]));
+        const { out, lse } = await backend.run(plan, { q, k, v });
+        const { dq, dk, dv } = await backend.backward!(plan, { q, k, v, out, lse, dOut });
+        grads.push(await backend.readMany([dq, dk, dv]));
+      }
+      assertEquals(grads[1], grads[0]);
+    } finally {
+      other.dispose();
+    }
   },
 });
