@@ -9,6 +9,7 @@ import { hierarchyCounts, summaryCount } from "./hierarchy.ts";
 import { featureCount, linearCounts } from "./linear.ts";
 import { isCausal, stateSharers } from "./_linear_lower.ts";
 import { formatBytes, kernelName, summaryLines } from "./_explain_format.ts";
+import { assertObject } from "./_check.ts";
 
 /** What a plan costs. */
 export interface PlanReport {
@@ -47,6 +48,9 @@ export interface PlanReport {
  * ```
  */
 export function explain(plan: KernelPlan): PlanReport {
+  const want = "a KernelPlan from lower()";
+  assertObject(plan, "explain plan", "plan", want);
+  assertObject(plan.sizes, "explain plan", "plan.sizes", want);
   if (plan.family === "hierarchical") return explainHierarchy(plan);
   if (plan.family === "linear") return explainLinear(plan);
   if (plan.family === "paged") return explainPaged(plan);
