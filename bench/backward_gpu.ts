@@ -8,7 +8,10 @@
  * PyTorch's figure times 10 calls between two CUDA events: Deno's WebGPU learns that submitted
  * work is done by polling, about 11 ms late (`onSubmittedWorkDone` and `mapAsync` alike, even on
  * an idle device), so one awaited call's wall time is its GPU time plus that delay. `msAwaited`
- * is the median of 5 calls awaited one by one, as measured before (delay included).
+ * is the median of 5 calls awaited one by one, as measured before (delay included);
+ * `endToEndMs` what a caller waits for, warm: `vjp()` (plan and forward), `backward()` and the
+ * three gradients read back; `firstForwardMs` / `firstBackwardMs` the first forward and backward
+ * calls of a plan, pipeline compilation included.
  *
  *     .gpu/run.sh deno run -A bench/backward_gpu.ts [--quick] [--speed-only] out.json
  *
@@ -45,7 +48,16 @@ async function run(s: typeof speed, isCausal: boolean, iters: number) {
     gpu.tensor(random(s.batch * s.heads * s.n * s.dim), shape)
   );
   const spec = isCausal ? mask(causal())(attention(q, k, v)) : attention(q, k, v);
+  // First use: the forward and the backward pass with their pipelines compiled on the way.
+  let t = performance.now();
   const forward = await vjp(gpu, spec, { q, k, v });
+  await gpu.sync();
+  const firstForwardMs = performance.now() - t;
+  t = performance.now();
+  const first = await forward.backward(dOut);
+  await gpu.sync();
+  const firstBackwardMs = performance.now() - t;
+  for (const x of [first.dq, first.dk, first.dv]) gpu.release(x);
   // A second of backward passes first: the GPU idles at a low clock while the host fills tensors.
   for (const start = performance.now(); performance.now() - start < (iters ? 1000 : 0);) {
     const g = await forward.backward(dOut);
@@ -71,8 +83,25 @@ async function run(s: typeof speed, isCausal: boolean, iters: number) {
     batched.push((performance.now() - t) / BATCH);
     for (const g of grads) for (const x of [g.dq, g.dk, g.dv]) gpu.release(x);
   }
+  // What a caller waits for, warm: plan and forward (vjp), backward, the gradients read back.
+  const endToEnd: number[] = [];
+  for (let i = 0; i < (iters ? 3 : 0); i++) {
+    const t = performance.now();
+    const f = await vjp(gpu, spec, { q, k, v });
+    const g = await f.backward(dOut);
+    await gpu.readMany([g.dq, g.dk, g.dv]);
+    endToEnd.push(performance.now() - t);
+    for (const x of [f.out, f.lse!, g.dq, g.dk, g.dv]) gpu.release(x);
+  }
   for (const x of [q, k, v, dOut, forward.out, forward.lse!]) gpu.release(x);
-  return { ms: median(batched), msAwaited: median(times), peak };
+  return {
+    ms: median(batched),
+    msAwaited: median(times),
+    endToEndMs: median(endToEnd),
+    firstForwardMs,
+    firstBackwardMs,
+    peak,
+  };
 }
 
 function median(xs: number[]): number {
@@ -81,9 +110,9 @@ function median(xs: number[]): number {
 }
 
 for (const isCausal of [false, true]) {
-  const { ms, msAwaited } = await run(speed, isCausal, quick ? 2 : 5);
-  const tflops = 2.5 * attentionFlops(speed, isCausal) / ms / 1e9;
-  const row = { shape: shapeLabel(speed), causal: isCausal, ms, tflops, msAwaited };
+  const { peak: _, ...times } = await run(speed, isCausal, quick ? 2 : 5);
+  const tflops = 2.5 * attentionFlops(speed, isCausal) / times.ms / 1e9;
+  const row = { shape: shapeLabel(speed), causal: isCausal, ...times, tflops };
   log({ impl: "attend webgpu backward", ...row });
 }
 const ours = speedOnly ? undefined : await run(memory, true, 0);
